@@ -1,0 +1,271 @@
+"""The `hwforge` command line (DESIGN.md, "CLI").
+
+Every verb takes ``--json``: it then prints exactly one JSON object on stdout and sends logs to stderr.
+Exit codes: 0 success, 1 verification mismatch, 2 bad input or missing tool (one line on stderr, no
+traceback), 3 internal error (set HWFORGE_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hwforge.errors import HwforgeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+out = Console(highlight=False)
+log = Console(stderr=True, highlight=False)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
+
+
+def _emit_json(obj: dict[str, Any]) -> None:
+    from hwforge.compiler.artifact import dumps_json
+
+    sys.stdout.write(dumps_json(obj))
+    sys.stdout.flush()
+
+
+def _run(as_json: bool, body: Callable[[], dict[str, Any]], render: Callable[[dict[str, Any]], None]) -> None:
+    """Run a verb: map errors to exit codes, print JSON or a human rendering."""
+    try:
+        result = body()
+    except HwforgeError as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if as_json:
+            _emit_json({"ok": False, "error": message, "exit_code": exc.exit_code})
+        log.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # an internal bug: say so and exit 3
+        if os.environ.get("HWFORGE_DEBUG"):
+            traceback.print_exc()
+        message = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
+        if as_json:
+            _emit_json({"ok": False, "error": message, "exit_code": 3})
+        log.print(message, markup=False, soft_wrap=True)
+        raise typer.Exit(3) from None
+    code = 1 if result.get("passed") is False else 0
+    if as_json:
+        _emit_json(result)
+    else:
+        render(result)
+    if code:
+        raise typer.Exit(code)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*[str(c) for c in row])
+    out.print(table)
+
+
+@app.command()
+def targets(as_json: JsonFlag = False) -> None:
+    """List compilation targets and their status."""
+    from hwforge.compiler.targets import targets as all_targets
+
+    def body() -> dict[str, Any]:
+        return {"targets": [{"name": t.name, "status": t.status, "description": t.description}
+                            for t in all_targets()]}
+
+    _run(as_json, body, lambda r: _table("targets", ["name", "status", "description"],
+                                        [[t["name"], t["status"], t["description"]] for t in r["targets"]]))
+
+
+@app.command()
+def zoo(as_json: JsonFlag = False) -> None:
+    """List the built-in models."""
+    from hwforge import zoo as zoo_pkg
+
+    def body() -> dict[str, Any]:
+        return {"models": [{"name": m.name, "description": m.description} for m in zoo_pkg.list_models()]}
+
+    _run(as_json, body, lambda r: _table("zoo", ["name", "description"],
+                                        [[m["name"], m["description"]] for m in r["models"]]))
+
+
+@app.command()
+def doctor(as_json: JsonFlag = False) -> None:
+    """List every external tool with its version, or what is missing and how to get it."""
+    from hwforge import toolchain
+
+    def body() -> dict[str, Any]:
+        return {"tools": [{"name": t.name, "purpose": t.purpose, "found": t.found, "path": t.path,
+                           "version": t.version, "install": t.install_hint} for t in toolchain.tools()]}
+
+    _run(as_json, body, lambda r: _table(
+        "toolchain", ["tool", "purpose", "status"],
+        [[t["name"], t["purpose"], t["version"] or "found" if t["found"] else f"missing: {t['install']}"]
+         for t in r["tools"]]))
+
+
+@app.command()
+def inspect(model: Annotated[str, typer.Argument(help="zoo name, file.py:function, or .pt2 file")],
+            target: Annotated[str | None, typer.Option(help="show the IR after this target's passes")] = None,
+            sets: Annotated[list[str] | None, typer.Option("--set", help="target option key=value")] = None,
+            as_json: JsonFlag = False) -> None:
+    """Print a model's IR, one node a line (after a target's passes with --target)."""
+
+    def body() -> dict[str, Any]:
+        from hwforge.compiler import load_model, run_pipeline
+        from hwforge.compiler.driver import parse_sets
+        from hwforge.compiler.targets import get_target
+        from hwforge.ir import print_graph
+
+        loaded = load_model(model)
+        graph = loaded.graph
+        if target:
+            tgt = get_target(target)
+            options = tgt.parse_options(parse_sets(sets or []))
+            graph = run_pipeline(graph, tgt.passes(options), {**options, **tgt.pipeline_options(options),
+                                                              "calibration": loaded.calibration}).graph
+        return {"model": loaded.name, "target": target, "nodes": len(list(graph.nodes())),
+                "ir": print_graph(graph)}
+
+    _run(as_json, body, lambda r: out.print(r["ir"], markup=False, highlight=False))
+
+
+@app.command("compile")
+def compile_cmd(model: Annotated[str, typer.Argument(help="zoo name, file.py:function, or .pt2 file")],
+                target: Annotated[str, typer.Option("--target", "-t", help="compilation target")],
+                output: Annotated[Path | None, typer.Option("-o", "--output", help="artifact directory")] = None,
+                sets: Annotated[list[str] | None, typer.Option("--set", help="option key=value")] = None,
+                dump_ir: Annotated[Path | None, typer.Option(help="write the IR after each pass here")] = None,
+                as_json: JsonFlag = False) -> None:
+    """Compile MODEL for a target into an artifact directory."""
+
+    def body() -> dict[str, Any]:
+        from hwforge.compiler.driver import compile_model
+
+        out_dir = output or Path(f"{Path(model).stem.split(':')[0]}-{target}")
+        result = compile_model(model, target, out_dir, sets or [], dump_ir=dump_ir)
+        return {"ok": True, "artifact": str(result.artifact), "target": result.target, "report": result.report,
+                "pass_seconds": {name: round(sec, 4) for name, sec in result.pass_timings}}
+
+    def render(r: dict[str, Any]) -> None:
+        out.print(f"wrote {r['artifact']} (target {r['target']})")
+        layers = r["report"].get("layers", [])
+        if layers:
+            _table("layers", list(layers[0]), [list(layer.values()) for layer in layers])
+
+    _run(as_json, body, render)
+
+
+def _artifact(directory: Path) -> tuple[Any, dict[str, Any]]:
+    from hwforge.compiler.artifact import read_manifest
+    from hwforge.compiler.targets import get_target
+
+    manifest = read_manifest(directory)
+    return get_target(manifest["target"]), manifest
+
+
+@app.command()
+def verify(artifact: Annotated[Path, typer.Argument(help="artifact directory from `hwforge compile`")],
+           seed: Annotated[int, typer.Option(help="seed for stalls and memory latency")] = 0,
+           as_json: JsonFlag = False) -> None:
+    """Run the artifact on its simulator and compare with the PyTorch reference (exit 1 on mismatch)."""
+
+    def body() -> dict[str, Any]:
+        from hwforge.compiler.artifact import write_report
+
+        tgt, manifest = _artifact(artifact)
+        start = time.monotonic()
+        result = tgt.verify(artifact, manifest, seed)
+        result["wall_seconds"] = round(time.monotonic() - start, 2)
+        write_report(artifact, "verify", result)
+        return result
+
+    def render(r: dict[str, Any]) -> None:
+        status = "[green]PASSED[/green]" if r["passed"] else "[red]FAILED[/red]"
+        out.print(f"{status}: {r['mismatches']} mismatches against the integer reference (seed {r['seed']})")
+        keys = [k for k in ("cycles", "compute_cycles", "bytes_read", "bytes_written", "stall_cycles") if k in r]
+        _table("hardware", keys, [[r[k] for k in keys]])
+        for name, o in r.get("outputs", {}).items():
+            _table(f"output {name}", list(o), [[f"{v:.4g}" for v in o.values()]])
+
+    _run(as_json, body, render)
+
+
+@app.command()
+def build(artifact: Annotated[Path, typer.Argument(help="artifact directory")],
+          board: Annotated[str, typer.Option(help="ulx3s-85f or icebreaker")] = "ulx3s-85f",
+          as_json: JsonFlag = False) -> None:
+    """Build the deployable binary: a bitstream for RTL targets."""
+
+    def body() -> dict[str, Any]:
+        from hwforge.compiler.artifact import write_report
+
+        tgt, manifest = _artifact(artifact)
+        log.print(f"building {artifact} for {board} (first YoWASP run compiles WebAssembly, about a minute)")
+        start = time.monotonic()
+        result = {"ok": True, **tgt.build(artifact, manifest, board)}
+        result["wall_seconds"] = round(time.monotonic() - start, 1)
+        write_report(artifact, "build", result)
+        return result
+
+    _run(as_json, body, lambda r: _table("build", [k for k in r if not isinstance(r[k], dict)],
+                                         [[v for v in r.values() if not isinstance(v, dict)]]))
+
+
+@app.command()
+def report(artifact: Annotated[Path, typer.Argument(help="artifact directory")],
+           plot: Annotated[Path | None, typer.Option(help="write a PNG of cycles per layer")] = None,
+           as_json: JsonFlag = False) -> None:
+    """Show resources, cycles and traffic recorded for an artifact."""
+
+    def body() -> dict[str, Any]:
+        from hwforge.compiler.report import collect_report
+
+        return collect_report(artifact, plot)
+
+    def render(r: dict[str, Any]) -> None:
+        from hwforge.compiler.report import render_report
+
+        render_report(r, out)
+
+    _run(as_json, body, render)
+
+
+@app.command()
+def demo(workdir: Annotated[Path | None, typer.Option(help="where to write the artifact")] = None,
+         as_json: JsonFlag = False) -> None:
+    """Compile the digits MLP to `gemm`, verify it on Verilator, print accuracy, cycles and bytes."""
+
+    def body() -> dict[str, Any]:
+        from hwforge.compiler.demo import run_demo
+
+        if workdir is not None:
+            return run_demo(workdir, log)
+        with tempfile.TemporaryDirectory(prefix="hwforge-demo-") as tmp:
+            return run_demo(Path(tmp) / "mlp-digits-gemm", log)
+
+    def render(r: dict[str, Any]) -> None:
+        from hwforge.compiler.demo import render_demo
+
+        render_demo(r, out)
+
+    _run(as_json, body, render)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""`hwforge compile`: model -> passes -> target emitter -> artifact directory.
+
+The driver owns what every target shares: option parsing, choosing reference inputs, running the pass
+pipeline, writing the IR, inputs and PyTorch reference outputs, and the manifest. Targets only add their own
+files. Nothing time-dependent (pass timings, paths) goes into the artifact, so compiles are byte-identical.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwforge.compiler.artifact import ArtifactWriter
+from hwforge.compiler.targets import get_target
+from hwforge.errors import ConfigError
+
+GENERAL_OPTIONS = {
+    "samples": "reference inputs taken from the model's test split: a count or 'all' (default: example inputs)",
+}
+
+
+def parse_sets(sets: list[str]) -> dict[str, str]:
+    """``["rows=4", "cols=4"]`` -> dict; a malformed or repeated item is a ConfigError naming it."""
+    out: dict[str, str] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        if key in out:
+            raise ConfigError(f"--set {key}: given twice")
+        out[key] = value
+    return out
+
+
+def toolchain_versions() -> dict[str, str]:
+    """Versions of the packages that shape generated files (recorded in the manifest)."""
+    versions = {}
+    for pkg in ("hwforge", "torch", "amaranth", "numpy"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = "unknown"
+    return versions
+
+
+def _select_inputs(model: Any, samples: str | None) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    if samples is None:
+        return dict(model.example_inputs), None
+    if model.test_set is None:
+        raise ConfigError(f"--set samples={samples}: model {model.name!r} has no test split")
+    x, y = model.test_set
+    if samples == "all":
+        count = len(x)
+    else:
+        try:
+            count = int(samples)
+        except ValueError:
+            raise ConfigError(f"--set samples={samples}: expected a positive integer or 'all'") from None
+        if not 1 <= count <= len(x):
+            raise ConfigError(f"--set samples={samples}: must be between 1 and {len(x)}")
+    if len(model.example_inputs) != 1:
+        raise ConfigError("--set samples: only single-input models take samples from a test split")
+    (name,) = model.example_inputs
+    return {name: np.ascontiguousarray(x[:count])}, np.asarray(y[:count], dtype=np.int64)
+
+
+@dataclass
+class CompileResult:
+    artifact: Path
+    target: str
+    report: dict[str, Any]
+    pass_timings: list[tuple[str, float]]
+
+
+def compile_model(spec: str, target_name: str, out_dir: Path, sets: list[str],
+                  dump_ir: Path | None = None) -> CompileResult:
+    from hwforge.compiler import load_model, run_pipeline
+    from hwforge.ir import interpret, save_graph
+
+    target = get_target(target_name)
+    raw = parse_sets(sets)
+    general = {k: raw.pop(k) for k in list(raw) if k in GENERAL_OPTIONS}
+    options = target.parse_options(raw)
+    model = load_model(spec)
+    inputs, labels = _select_inputs(model, general.get("samples"))
+
+    pipeline_options = {**options, **target.pipeline_options(options), "calibration": model.calibration}
+    result = run_pipeline(model.graph, target.passes(options), pipeline_options, dump_dir=dump_ir)
+    graph = result.graph
+
+    writer = ArtifactWriter(out_dir, target.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_graph(graph, Path(tmp))
+        writer.add_tree("", Path(tmp))  # ir.json + weights/*.npy
+    for name, value in sorted(inputs.items()):
+        writer.add_npy(f"inputs/{name}.npy", value)
+    if labels is not None:
+        writer.add_npy("inputs/labels.npy", labels)
+    float_out = interpret(model.graph, inputs)
+    for name, value in sorted(float_out.items()):
+        writer.add_npy(f"expected/{name}.npy", value.detach().numpy().astype(np.float32))
+
+    report = target.emit(graph, model, options, writer, inputs)
+    writer.add_json("reports/compile.json", report)
+    writer.commit({
+        "model": model.name,
+        "source_sha256": model.source_hash,
+        "options": {**options, **general},
+        "passes": [name for name, _ in result.timings],
+        "inputs": sorted(inputs),
+        "outputs": sorted(float_out),
+        "toolchain": toolchain_versions(),
+    })
+    return CompileResult(Path(out_dir), target.name, report, list(result.timings))

@@ -1,0 +1,23 @@
+"""Target registry: each target is one vertical slice (passes, emitter, verifier, build, runtime backend).
+
+A target module subclasses `Target` and registers an instance with `register_target`. Targets whose issue has
+not landed yet are registered as *planned* so that `hwforge targets` shows the whole roadmap, and compiling for
+them exits 2 with a line that says so.
+"""
+
+from __future__ import annotations
+
+from hwforge.compiler.targets.base import PlannedTarget, Target, get_target, register_target, targets
+
+# Importing a target module registers it.
+from hwforge.compiler.targets import gemm as _gemm  # noqa: E402,F401  (registration side effect)
+
+for _name, _desc, _issue in [
+    ("snf", "Slice-and-Forge GCN accelerator (Amaranth RTL)", 3),
+    ("sgcn", "SGCN GCN accelerator with compressed-sparse features (Amaranth RTL)", 3),
+    ("localut", "LOCALUT LUT-based low-bit inference (UPMEM DPU C)", 5),
+    ("smartupdate", "Smart-Infinity near-storage optimizer updaters (Vitis HLS C++)", 4),
+]:
+    register_target(PlannedTarget(_name, _desc, _issue))
+
+__all__ = ["PlannedTarget", "Target", "get_target", "register_target", "targets"]

@@ -1,0 +1,83 @@
+"""The `Target` interface that `hwforge compile/verify/build/report` drive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hwforge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hwforge.compiler.artifact import ArtifactWriter
+    from hwforge.compiler.frontend import LoadedModel
+    from hwforge.ir import Graph
+
+
+class Target:
+    """One compilation target. Subclasses implement every method; options arrive as ``--set`` strings."""
+
+    name: str = ""
+    description: str = ""
+    status: str = "ready"
+    hardware: str = ""
+    verified_by: str = ""
+    options_help: dict[str, str] = {}
+
+    def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
+        """Validate ``--set`` options; raise ConfigError naming the bad key. Returns canonical options."""
+        raise NotImplementedError
+
+    def passes(self, options: dict[str, Any]) -> list:
+        """The pass pipeline that specialises a float graph for this target."""
+        raise NotImplementedError
+
+    def pipeline_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Extra options the passes read (for example the quantisation width)."""
+        return {}
+
+    def emit(self, graph: Graph, model: LoadedModel, options: dict[str, Any], writer: ArtifactWriter,
+             inputs: dict[str, Any]) -> dict[str, Any]:
+        """Write the target's files into ``writer``; return the compile report."""
+        raise NotImplementedError
+
+    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> dict[str, Any]:
+        """Run the artifact on its simulator/emulator and compare with the PyTorch reference."""
+        raise NotImplementedError
+
+    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
+        """Produce the deployable binary (bitstream, DPU binary, xclbin)."""
+        raise NotImplementedError
+
+
+class PlannedTarget(Target):
+    """A target on the roadmap whose implementation has not landed; every use is a clear error."""
+
+    status = "planned"
+
+    def __init__(self, name: str, description: str, issue: int):
+        self.name = name
+        self.description = description
+        self.issue = issue
+
+    def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
+        raise ConfigError(f"target {self.name!r} is planned (issue {self.issue}) and cannot compile yet")
+
+
+_TARGETS: dict[str, Target] = {}
+
+
+def register_target(target: Target) -> Target:
+    if target.name in _TARGETS and _TARGETS[target.name].status != "planned":
+        raise ValueError(f"target {target.name!r} registered twice")
+    _TARGETS[target.name] = target
+    return target
+
+
+def get_target(name: str) -> Target:
+    if name not in _TARGETS:
+        raise ConfigError(f"unknown target {name!r}; known targets: {', '.join(sorted(_TARGETS))}")
+    return _TARGETS[name]
+
+
+def targets() -> list[Target]:
+    return [_TARGETS[name] for name in sorted(_TARGETS)]

@@ -1,0 +1,181 @@
+"""Lower a quantised graph onto the `gemm` accelerator's layer program.
+
+The accelerator runs a chain of GEMM layers; each layer reads its A operand from its *source* (the network
+input for the first layer, the previous layer's output otherwise), optionally through a gather table. This
+module tracks, for every IR value, where each of its logical elements lives in the source buffer (a "physical
+index" array of the value's logical shape). That one mechanism expresses reshape/flatten (reshape the index
+array), conv2d as im2col (gather windows, -1 for zero padding) and the NHWC-vs-NCHW layout change between a
+convolution and a following linear layer, with no data movement on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hwforge.errors import UnsupportedOpError
+
+if TYPE_CHECKING:
+    from hwforge.ir import Graph
+
+SUPPORTED_OPS = ("input", "constant", "quantize", "qlinear", "qconv2d", "flatten", "reshape", "dequantize", "output")
+
+
+@dataclass
+class LoweredLayer:
+    """One GEMM on the array: ``out = requant(A @ weight.T + bias)`` with A gathered from the source."""
+
+    node: str
+    weight: np.ndarray          # N x K
+    bias: np.ndarray            # N
+    multiplier: int
+    shift: int
+    relu: bool
+    out_bits: int
+    acc_bits: int
+    a_gather: np.ndarray | None  # M x K indices into the flattened source, -1 = zero; None = dense
+    m: int
+
+    @property
+    def k(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def n(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.k * self.n
+
+
+@dataclass
+class _Value:
+    source: int           # -1: network input buffer; i >= 0: output of layer i
+    phys: np.ndarray      # logical shape -> flat index into the source buffer (-1 = constant zero)
+
+
+@dataclass
+class GemmPlan:
+    """Everything the host needs to run a graph on the accelerator and read the answer back."""
+
+    input_node: str
+    input_scale: float
+    input_bits: int
+    input_shape: tuple[int, ...]
+    layers: list[LoweredLayer] = field(default_factory=list)
+    # output node -> (layer index, logical->physical index array, dequantisation scale)
+    outputs: dict[str, tuple[int, np.ndarray, float]] = field(default_factory=dict)
+    # IR node -> (layer index, logical->physical index array): where each layer's IR value lives
+    layer_values: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
+
+
+def _im2col(phys: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int]) -> np.ndarray:
+    """Gather table (B*OH*OW, C*kh*kw) of an NCHW index array; rows (b, oh, ow), columns (c, i, j)."""
+    b, c, h, w = phys.shape
+    sh, sw = stride
+    ph, pw = padding
+    oh = (h + 2 * ph - kh) // sh + 1
+    ow = (w + 2 * pw - kw) // sw + 1
+    padded = np.full((b, c, h + 2 * ph, w + 2 * pw), -1, dtype=np.int64)
+    padded[:, :, ph:ph + h, pw:pw + w] = phys
+    rows = np.empty((b, oh, ow, c, kh, kw), dtype=np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            rows[:, :, :, :, i, j] = padded[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw].transpose(0, 2, 3, 1)
+    return rows.reshape(b * oh * ow, c * kh * kw)
+
+
+def lower_graph(graph: Graph) -> GemmPlan:
+    """Turn a verified, quantised graph into a `GemmPlan`, or say which node the accelerator cannot run."""
+    values: dict[str, _Value] = {}
+    plan: GemmPlan | None = None
+    for node in graph.nodes():
+        op = node.op
+        if op not in SUPPORTED_OPS:
+            raise UnsupportedOpError(
+                f"gemm target: node {node.name!r} uses op {op!r}, which this target cannot run "
+                f"(supported: {', '.join(SUPPORTED_OPS)}); quantise the model first if it is a float op")
+        if op in ("input", "constant"):
+            continue
+        if op == "quantize":
+            src = graph.node(node.inputs[0])
+            if src.op != "input":
+                raise UnsupportedOpError(f"gemm target: node {node.name!r}: only the network input may be quantised")
+            if plan is not None:
+                raise UnsupportedOpError("gemm target: the graph has more than one quantised input")
+            shape = tuple(node.type.shape)
+            plan = GemmPlan(src.name, float(node.attrs["scale"]), int(node.attrs["bits"]), shape)
+            values[node.name] = _Value(-1, np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape))
+            continue
+        if plan is None:
+            raise UnsupportedOpError(f"gemm target: node {node.name!r} ({op}) comes before the input is quantised")
+        if op in ("flatten", "reshape"):
+            val = values[node.inputs[0]]
+            values[node.name] = _Value(val.source, val.phys.reshape(tuple(node.type.shape)))
+        elif op in ("qlinear", "qconv2d"):
+            val = values[node.inputs[0]]
+            expected_source = len(plan.layers) - 1
+            if val.source != expected_source:
+                raise UnsupportedOpError(
+                    f"gemm target: node {node.name!r} reads a value that is not the previous layer's output; "
+                    "the accelerator runs a chain of layers")
+            weight = np.asarray(graph.constants[graph.node(node.inputs[1]).attrs["key"]])
+            bias_node = node.inputs[2] if len(node.inputs) > 2 else None
+            n_out = int(weight.shape[0])
+            bias = (np.asarray(graph.constants[graph.node(bias_node).attrs["key"]], dtype=np.int64)
+                    if bias_node else np.zeros(n_out, dtype=np.int64))
+            if op == "qlinear":
+                gather = val.phys.reshape(-1, val.phys.shape[-1])
+                out_shape = tuple(node.type.shape)
+                out_phys = np.arange(int(np.prod(out_shape)), dtype=np.int64).reshape(out_shape)
+                weight2d = weight
+            else:
+                kh, kw = int(weight.shape[2]), int(weight.shape[3])
+                gather = _im2col(val.phys, kh, kw, tuple(node.attrs["stride"]), tuple(node.attrs["padding"]))
+                b, o, oh, ow = (int(d) for d in node.type.shape)
+                out_phys = np.arange(b * oh * ow * o, dtype=np.int64).reshape(b, oh, ow, o).transpose(0, 3, 1, 2)
+                weight2d = weight.reshape(n_out, -1)
+            dense = np.array_equal(gather, np.arange(gather.size, dtype=np.int64).reshape(gather.shape))
+            layer = LoweredLayer(
+                node=node.name, weight=weight2d.astype(np.int64), bias=bias,
+                multiplier=int(node.attrs["multiplier"]), shift=int(node.attrs["shift"]),
+                relu=bool(node.attrs.get("relu", False)), out_bits=int(node.attrs["out_bits"]),
+                acc_bits=int(node.attrs.get("acc_bits", 32)),
+                a_gather=None if dense else gather.astype(np.int32), m=int(gather.shape[0]))
+            plan.layers.append(layer)
+            values[node.name] = _Value(len(plan.layers) - 1, out_phys)
+            plan.layer_values[node.name] = (len(plan.layers) - 1, out_phys)
+        elif op == "dequantize":
+            val = values[node.inputs[0]]
+            if val.source < 0:
+                raise UnsupportedOpError(f"gemm target: node {node.name!r} dequantises a value no layer computed")
+            values[node.name] = val
+        elif op == "output":
+            prod = graph.node(node.inputs[0])
+            if prod.op != "dequantize":
+                raise UnsupportedOpError(f"gemm target: output {node.name!r} must come from a dequantize node")
+            val = values[prod.name]
+            plan.outputs[node.name] = (val.source, val.phys, float(prod.attrs["scale"]))
+    if plan is None or not plan.layers:
+        raise UnsupportedOpError("gemm target: the graph has no quantised linear or conv2d layer to run")
+    return plan
+
+
+def quantize_input(plan: GemmPlan, x: np.ndarray) -> np.ndarray:
+    """Host-side `quantize` of the network input, with the same rounding as the IR (torch.round)."""
+    import torch
+
+    from hwforge.ir.quant import qrange
+
+    lo, hi = qrange(plan.input_bits)
+    q = torch.clamp(torch.round(torch.as_tensor(x, dtype=torch.float32) / plan.input_scale), lo, hi)
+    return q.to(torch.int64).numpy()
+
+
+def gather_logical(layer_outputs: list[np.ndarray], layer: int, phys: np.ndarray) -> np.ndarray:
+    """Read an IR value in its logical layout out of the physical output buffer of ``layer``."""
+    flat = np.asarray(layer_outputs[layer]).reshape(-1)
+    return flat[phys]
