@@ -7,7 +7,6 @@ traceback), 3 internal error (set HWFORGE_DEBUG=1 for the traceback).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile

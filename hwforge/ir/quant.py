@@ -97,3 +97,78 @@ def int_matmul(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, acc_bits: 
     if bias is not None:
         acc = acc + np.asarray(bias, dtype=np.int64)[None, :]
     return wrap(acc, acc_bits)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Whole-op integer semantics (the quantised IR ops' golden model; see docs/CONTRACTS.md). Built only from the
+# primitives above, so the hardware-facing definition of rounding/saturation stays in one place.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def quantize_array(x: np.ndarray, scale: float, bits: int) -> np.ndarray:
+    """Float -> int: ``clamp(round_half_even(x / scale))`` computed in float32 (as torch does), int64 out.
+
+    Division (not multiplication by a reciprocal) in float32 is correctly rounded in both numpy and torch, so
+    the float reference and this function agree bit for bit.
+    """
+    lo, hi = qrange(bits)
+    q = np.round(np.asarray(x, dtype=np.float32) / np.float32(scale))
+    return np.clip(q, lo, hi).astype(np.int64)
+
+
+def dequantize_array(q: np.ndarray, scale: float) -> np.ndarray:
+    """Int -> float32: ``q * scale`` in float32."""
+    return np.asarray(q, dtype=np.float32) * np.float32(scale)
+
+
+def im2col(x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int]) -> np.ndarray:
+    """Rows of conv input patches: ``(N*OH*OW, C*kh*kw)``, row order (n, oh, ow), column order (c, kh, kw).
+
+    Padding inserts zeros, which is exact for symmetric quantisation (zero point 0).
+    """
+    x = np.asarray(x, dtype=np.int64)
+    n, c, h, w = x.shape
+    sh, sw = stride
+    ph, pw = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh = (h + 2 * ph - kh) // sh + 1
+    ow = (w + 2 * pw - kw) // sw + 1
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))  # n, c, H', W', kh, kw
+    win = win[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]  # n, c, oh, ow, kh, kw
+    return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * oh * ow, c * kh * kw)
+
+
+def qlinear_int(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None,
+    multiplier: int,
+    shift: int,
+    relu: bool,
+    acc_bits: int,
+    out_bits: int,
+) -> np.ndarray:
+    """The ``qlinear`` op: ``requantize(int_matmul(x, w, bias, acc_bits), ...)`` (int64 in and out)."""
+    return requantize(int_matmul(x, w, bias, acc_bits), multiplier, shift, relu, out_bits)
+
+
+def qconv2d_int(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None,
+    multiplier: int,
+    shift: int,
+    relu: bool,
+    acc_bits: int,
+    out_bits: int,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+) -> np.ndarray:
+    """The ``qconv2d`` op: `qlinear_int` on `im2col` rows, reshaped back to NCHW (int64)."""
+    n, _, h, wd = np.shape(x)
+    o, _, kh, kw = np.shape(w)
+    oh = (h + 2 * padding[0] - kh) // stride[0] + 1
+    ow = (wd + 2 * padding[1] - kw) // stride[1] + 1
+    rows = im2col(x, kh, kw, stride, padding)
+    y = qlinear_int(rows, np.asarray(w).reshape(o, -1), bias, multiplier, shift, relu, acc_bits, out_bits)
+    return np.ascontiguousarray(y.reshape(n, oh, ow, o).transpose(0, 3, 1, 2))

@@ -7,10 +7,9 @@ them exits 2 with a line that says so.
 
 from __future__ import annotations
 
-from hwforge.compiler.targets.base import PlannedTarget, Target, get_target, register_target, targets
-
 # Importing a target module registers it.
 from hwforge.compiler.targets import gemm as _gemm  # noqa: E402,F401  (registration side effect)
+from hwforge.compiler.targets.base import PlannedTarget, Target, get_target, register_target, targets
 
 for _name, _desc, _issue in [
     ("snf", "Slice-and-Forge GCN accelerator (Amaranth RTL)", 3),

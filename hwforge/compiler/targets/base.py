@@ -44,6 +44,11 @@ class Target:
         """Run the artifact on its simulator/emulator and compare with the PyTorch reference."""
         raise NotImplementedError
 
+    def run(self, artifact_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any],
+            seed: int = 0) -> dict[str, Any]:
+        """Run new inputs through the artifact on its backend (the host runtime's entry point)."""
+        raise NotImplementedError
+
     def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
         """Produce the deployable binary (bitstream, DPU binary, xclbin)."""
         raise NotImplementedError

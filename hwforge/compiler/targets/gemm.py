@@ -23,7 +23,7 @@ from hwforge.compiler.targets.gemm_lowering import (
     lower_graph,
     quantize_input,
 )
-from hwforge.errors import HwforgeError
+from hwforge.errors import ConfigError, HwforgeError
 
 
 class InternalError(HwforgeError):
@@ -108,23 +108,40 @@ class GemmTarget(Target):
             "macs": int(sum(layer.macs for layer in plan.layers)),
         }
 
-    def _program(self, artifact_dir: Path, manifest: dict[str, Any]):
+    def _program(self, artifact_dir: Path, manifest: dict[str, Any],
+                 inputs: dict[str, np.ndarray] | None = None):
+        """Rebuild the memory image from the artifact's IR and inputs (or new inputs of the same shape)."""
         from hwforge.ir import load_graph
 
         rtl = _rtl()
         cfg = self.config(manifest["options"])
-        graph = load_graph(artifact_dir)
-        plan = lower_graph(graph)
-        inputs = {name: load_npy(artifact_dir / "inputs" / f"{name}.npy") for name in manifest["inputs"]}
-        x_int = quantize_input(plan, inputs[plan.input_node])
-        program = rtl.build_program(cfg, _to_rtl_layers(plan), x_int.reshape(-1))
+        plan = lower_graph(load_graph(artifact_dir))
+        if inputs is None:
+            inputs = {name: load_npy(artifact_dir / "inputs" / f"{name}.npy") for name in manifest["inputs"]}
+        x = np.asarray(inputs[plan.input_node])
+        if tuple(x.shape) != plan.input_shape:
+            raise ConfigError(f"input {plan.input_node!r}: shape {tuple(x.shape)} does not match the compiled "
+                              f"shape {plan.input_shape}; recompile with the batch you want to run")
+        program = rtl.build_program(cfg, _to_rtl_layers(plan), quantize_input(plan, x).reshape(-1))
         return cfg, plan, program
+
+    def _simulate(self, artifact_dir: Path, manifest: dict[str, Any], seed: int,
+                  inputs: dict[str, np.ndarray] | None = None):
+        rtl = _rtl()
+        cfg, plan, program = self._program(artifact_dir, manifest, inputs)
+        verilog = (artifact_dir / "rtl" / "gemm.v").read_text()
+        return cfg, plan, program, rtl.simulate(cfg, program, seed=seed, verilog=verilog)
+
+    def run(self, artifact_dir: Path, manifest: dict[str, Any], inputs: dict[str, np.ndarray],
+            seed: int = 0) -> dict[str, np.ndarray]:
+        """Run new inputs on the simulated accelerator; return the dequantised outputs."""
+        _, plan, _, sim = self._simulate(artifact_dir, manifest, seed, inputs)
+        return {name: (gather_logical(sim.outputs, index, phys) * scale).astype(np.float32)
+                for name, (index, phys, scale) in plan.outputs.items()}
 
     def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> dict[str, Any]:
         rtl = _rtl()
-        cfg, plan, program = self._program(artifact_dir, manifest)
-        verilog = (artifact_dir / "rtl" / "gemm.v").read_text()
-        sim = rtl.simulate(cfg, program, seed=seed, verilog=verilog)
+        cfg, plan, program, sim = self._simulate(artifact_dir, manifest, seed)
 
         layers = []
         mismatches = 0

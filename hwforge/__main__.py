@@ -1,0 +1,5 @@
+"""`python -m hwforge` runs the CLI."""
+
+from hwforge.cli import main
+
+main()
