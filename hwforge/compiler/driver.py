@@ -70,6 +70,18 @@ def _select_inputs(model: Any, samples: str | None) -> tuple[dict[str, np.ndarra
     return {name: np.ascontiguousarray(x[:count])}, np.asarray(y[:count], dtype=np.int64)
 
 
+def _graph_for_inputs(model: Any, inputs: dict[str, np.ndarray]) -> Any:
+    """The float graph traced at the shapes of ``inputs`` (IR types carry the traced batch size)."""
+    from hwforge.compiler import from_torch
+
+    if all(model.example_inputs[k].shape == v.shape for k, v in inputs.items()):
+        return model.graph
+    if model.module is None:
+        raise ConfigError(f"model {model.name!r} was exported at a fixed batch; --set samples cannot change it")
+    args = tuple(inputs[name] for name in model.example_inputs)
+    return from_torch(model.module, args, model.name)
+
+
 @dataclass
 class CompileResult:
     artifact: Path
@@ -89,24 +101,24 @@ def compile_model(spec: str, target_name: str, out_dir: Path, sets: list[str],
     options = target.parse_options(raw)
     model = load_model(spec)
     inputs, labels = _select_inputs(model, general.get("samples"))
+    graph = _graph_for_inputs(model, inputs)
 
     pipeline_options = {**options, **target.pipeline_options(options), "calibration": model.calibration}
-    result = run_pipeline(model.graph, target.passes(options), pipeline_options, dump_dir=dump_ir)
-    graph = result.graph
+    result = run_pipeline(graph, target.passes(options), pipeline_options, dump_dir=dump_ir)
 
     writer = ArtifactWriter(out_dir, target.name)
     with tempfile.TemporaryDirectory() as tmp:
-        save_graph(graph, Path(tmp))
+        save_graph(result.graph, Path(tmp))
         writer.add_tree("", Path(tmp))  # ir.json + weights/*.npy
     for name, value in sorted(inputs.items()):
         writer.add_npy(f"inputs/{name}.npy", value)
     if labels is not None:
         writer.add_npy("inputs/labels.npy", labels)
-    float_out = interpret(model.graph, inputs)
+    float_out = interpret(graph, inputs)
     for name, value in sorted(float_out.items()):
         writer.add_npy(f"expected/{name}.npy", value.detach().numpy().astype(np.float32))
 
-    report = target.emit(graph, model, options, writer, inputs)
+    report = target.emit(result.graph, model, options, writer, inputs)
     writer.add_json("reports/compile.json", report)
     writer.commit({
         "model": model.name,

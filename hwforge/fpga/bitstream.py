@@ -9,7 +9,9 @@ Why it is shaped like this:
   `platform.build()`, so the tools' output is captured: `hwforge ... --json` must print exactly one JSON
   object on stdout, and a failed build should say what went wrong in one error, not a wall of tool output.
 - Builds are reproducible: a fixed nextpnr `--seed`, no source locations in the netlist (`emit_src=False`,
-  so the checkout path does not leak into it) and nothing time-dependent. Same design, same seed, same bits.
+  so the checkout path does not leak into it) and nothing time-dependent. Same design, same seed, same bits
+  (checked for both boards, also across build directories). Caveat: Amaranth lets an `AMARANTH_nextpnr_opts`
+  environment variable override the options given here; with it set, the seed and JSON report are its to set.
 - nextpnr also writes a JSON report (`--report`), which `hwforge.fpga.reports` reads in preference to the
   text log.
 """
@@ -26,13 +28,16 @@ from typing import Any
 
 from amaranth.build import ResourceError
 from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io
 
 from hwforge.errors import ConfigError, HwforgeError
-from hwforge.fpga.reports import REPORT_JSON, parse_build
+from hwforge.fpga.reports import LOG, REPORT_JSON, ReportError, parse_build, parse_nextpnr_log
 from hwforge.toolchain import yowasp_env
 
 #: Name Amaranth gives every generated file (top.il, top.tim, top.bit, build_top.sh, ...).
 NAME = "top"
+#: Where the tools' console output goes when a build fails (on success it is not kept: nothing to read).
+BUILD_LOG = "build.log"
 
 
 class BitstreamError(HwforgeError):
@@ -48,6 +53,9 @@ class Board:
     device: str
     bitstream: str
     platform: Callable[[], Any] = field(repr=False, compare=False)
+    #: Extra Yosys synth_* options. The iCE40UP5K's eight DSPs are only used with `-dsp`; without it every
+    #: multiplier becomes logic cells and a MAC array overflows the device.
+    synth_opts: str = ""
 
 
 def _ulx3s_85f() -> Any:
@@ -64,7 +72,7 @@ def _icebreaker() -> Any:
 
 BOARDS: dict[str, Board] = {
     "ulx3s-85f": Board("ulx3s-85f", "ecp5", "LFE5U-85F", f"{NAME}.bit", _ulx3s_85f),
-    "icebreaker": Board("icebreaker", "ice40", "iCE40UP5K", f"{NAME}.bin", _icebreaker),
+    "icebreaker": Board("icebreaker", "ice40", "iCE40UP5K", f"{NAME}.bin", _icebreaker, "-dsp"),
 }
 
 
@@ -112,9 +120,11 @@ class LedTop(Elaboratable):
         if platform is not None:
             for i in range(len(bits)):
                 try:
-                    pins.append(platform.request("led", i))
+                    port = platform.request("led", i, dir="-")
                 except ResourceError:
                     break
+                m.submodules[f"led_{i}"] = buf = io.Buffer("o", port)  # applies the board's inversion
+                pins.append(buf)
         if not pins:
             raise ConfigError("the board has no LEDs to connect the design's `leds` to")
         for i, pin in enumerate(pins[:-1]):
@@ -124,13 +134,28 @@ class LedTop(Elaboratable):
         return m
 
 
-def _tail(text: str, lines: int = 25) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
+def _failure_summary(build_dir: Path, output: str) -> str:
+    """One line saying why a build failed: the resources that overflow, else the last tool ERROR line."""
+    log = build_dir / LOG
+    if log.exists():
+        try:
+            util, _ = parse_nextpnr_log(log.read_text(errors="replace"))
+        except ReportError:
+            util = {}
+        over = [f"{bel} {used}/{avail}" for bel, (used, avail) in util.items() if used > avail]
+        if over:
+            return f"the design does not fit the device ({', '.join(over)} used/available)"
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return errors[-1] if errors else (lines[-1] if lines else "the tools printed nothing")
 
 
 def build_bitstream(design: Elaboratable, board: str, build_dir: Path | str, *, seed: int = 1,
-                    timeout: float | None = 3600) -> BuildReport:
+                    synth_opts: str | None = None, timeout: float | None = 3600) -> BuildReport:
     """Synthesise, place, route and pack `design` (an Elaboratable with ``leds: Out(8)``) for `board`.
+
+    `synth_opts` replaces the board's default Yosys synth options (e.g. ``""`` to keep multipliers out of
+    the iCE40 DSPs when a design has more multipliers than the eight DSPs).
 
     Raises ConfigError for an unknown board, MissingToolError when a YoWASP tool is absent (before any work),
     and BitstreamError with the tail of the tool output when a tool fails.
@@ -142,12 +167,15 @@ def build_bitstream(design: Elaboratable, board: str, build_dir: Path | str, *, 
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     # Stale products from an earlier build must never be mistaken for this one's.
-    for stale in (spec.bitstream, f"{NAME}.tim", f"{NAME}.rpt", REPORT_JSON):
+    for stale in (spec.bitstream, LOG, f"{NAME}.rpt", REPORT_JSON, BUILD_LOG):
         (build_dir / stale).unlink(missing_ok=True)
 
     platform = spec.platform()
-    plan = platform.prepare(LedTop(design), name=NAME, emit_src=False,
-                            nextpnr_opts=f"--seed {int(seed)} --report {REPORT_JSON}")
+    overrides = {"nextpnr_opts": f"--seed {int(seed)} --report {REPORT_JSON}"}
+    synth = spec.synth_opts if synth_opts is None else synth_opts
+    if synth:
+        overrides["synth_opts"] = synth
+    plan = platform.prepare(LedTop(design), name=NAME, emit_src=False, **overrides)
     plan.extract(build_dir)
     env = {**os.environ, **tool_env}
     start = time.monotonic()
@@ -159,9 +187,10 @@ def build_bitstream(design: Elaboratable, board: str, build_dir: Path | str, *, 
     seconds = time.monotonic() - start
     bitfile = build_dir / spec.bitstream
     if proc.returncode != 0 or not bitfile.exists():
-        log = _tail(proc.stdout + "\n" + proc.stderr)
-        raise BitstreamError(f"bitstream build for {board} failed (exit {proc.returncode}) in {build_dir}; "
-                             f"see {NAME}.rpt (yosys) and {NAME}.tim (nextpnr):\n{log}")
+        output = proc.stdout + proc.stderr
+        (build_dir / BUILD_LOG).write_text(output)
+        raise BitstreamError(f"bitstream build for {board} failed: {_failure_summary(build_dir, output)} "
+                             f"(logs: {build_dir}/{BUILD_LOG}, {NAME}.rpt, {NAME}.tim)")
     report = parse_build(build_dir, board=spec.name, family=spec.family, device=spec.device,
                          bitstream=spec.bitstream)
     report["seed"] = int(seed)

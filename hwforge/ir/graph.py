@@ -23,7 +23,7 @@ import numpy as np
 from hwforge.errors import IRError
 from hwforge.ir.types import TensorType, plain_json
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
 @dataclass
@@ -72,10 +72,14 @@ class Graph:
     def nodes(self) -> list[Node]:
         """All nodes in deterministic topological order (producers before consumers, ties by name)."""
         try:
-            order = list(nx.lexicographical_topological_sort(self._g))
+            order = list(nx.lexicographical_topological_sort(self._g, key=self._order_key))
         except nx.NetworkXUnfeasible:
             raise IRError(f"graph '{self.name}' has a cycle") from None
         return [self._nodes[n] for n in order]
+
+    def _order_key(self, name: str) -> str:
+        """Ties go to graph inputs first, then by name: listings start with the interface."""
+        return ("0" if self._nodes[name].op == "input" else "1") + name
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes())

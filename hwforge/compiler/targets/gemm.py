@@ -65,9 +65,7 @@ class GemmTarget(Target):
     def passes(self, options: dict[str, Any]) -> list:
         from hwforge.compiler import PASSES
 
-        return [PASSES["canonicalize"](), PASSES["fuse_relu"](), PASSES["quantize"](),
-                SetAccumulatorWidth()] if "fuse_relu" in PASSES else [
-                PASSES["canonicalize"](), PASSES["quantize"](), SetAccumulatorWidth()]
+        return [PASSES["canonicalize"](), PASSES["fuse_relu"](), PASSES["quantize"]()]
 
     def pipeline_options(self, options: dict[str, Any]) -> dict[str, Any]:
         return {"bits": options["width"], "acc_bits": options["acc_width"]}
@@ -186,21 +184,6 @@ class GemmTarget(Target):
         design = OnChipMemorySoC(lambda: rtl.GemmAccelerator(cfg), program.words, cfg.bus_width)
         report = build_bitstream(design, board, artifact_dir / "build" / board)
         return dict(report) if not dataclasses.is_dataclass(report) else dataclasses.asdict(report)
-
-
-class SetAccumulatorWidth:
-    """Give every integer layer the accelerator's accumulator width, so the IR's integer reference wraps
-    exactly where the hardware's accumulators do."""
-
-    name = "set_accumulator_width"
-
-    def run(self, graph, options: dict[str, Any]):
-        acc_bits = int(options["acc_width"])
-        out = graph.copy()
-        for node in out.nodes():
-            if node.op in ("qlinear", "qconv2d"):
-                node.attrs["acc_bits"] = acc_bits
-        return out
 
 
 register_target(GemmTarget())

@@ -1,0 +1,441 @@
+"""`GemmCore`: the sequencer of the gemm accelerator, with its buffers, array and requantiser.
+
+It interprets the program described in `hwforge.rtl.gemm.program` (descriptor words at address 0) one layer at
+a time. A layer is tiled into *folds* (one use of the array on one operand tile):
+
+- OS: for each row block of ``R`` rows of A (m0), for each column block of ``C`` outputs (n0): load the A tile
+  (only when n0 = 0, since it is reused across n0), the B (weight) tile and the bias, stream ``K`` steps,
+  drain the accumulators down the columns, requantise into the output staging buffer.
+- WS: for each row chunk of ``m_tile`` rows (m0), for each column block (n0), for each K block of ``R`` (k0):
+  preload the weights, stream the chunk's activations, and accumulate partial sums in the accumulator buffer
+  (the previous K block's sum enters the top of the column); requantise after the last K block.
+
+After every column block of a row block is done, the staging buffer (whole words) is written back. All
+memory traffic goes through one in-order read at a time plus a one-word read cache, which makes contiguous
+element reads cost one memory read per word. The streaming phase itself never touches memory, so it takes a
+fixed number of cycles; see `hwforge.rtl.gemm.cycles` for the formula it meets exactly.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from hwforge.errors import ConfigError
+from hwforge.rtl.gemm.array import SystolicArray
+from hwforge.rtl.gemm.config import GemmConfig
+from hwforge.rtl.gemm.program import DESC_WORDS, F
+from hwforge.rtl.lib.lanebuf import LaneBuffer
+from hwforge.rtl.lib.memport import MemPortSignature
+from hwforge.rtl.lib.requant import LATENCY, Requantizer
+
+FAULTS = ("flip_acc_bit", "drop_last_fold")
+"""Deliberately broken variants (for proving the verifier catches errors)."""
+
+# operand-load modes
+OS_A, OS_B, WS_A, WS_B = range(4)
+
+
+def check_fault(fault: str | None) -> None:
+    """Reject unknown fault names with the list of known ones."""
+    if fault is not None and fault not in FAULTS:
+        raise ConfigError(f"gemm: unknown fault {fault!r}; known faults: {', '.join(FAULTS)}")
+
+
+def _min(a, b):
+    return Mux(a < b, a, b)
+
+
+class GemmCore(wiring.Component):
+    """Controller plus datapath; `GemmAccelerator` adds the memory-traffic counters and the cycle counter."""
+
+    def __init__(self, cfg: GemmConfig, fault: str | None = None):
+        check_fault(fault)
+        self.cfg = cfg
+        self.fault = fault
+        super().__init__({
+            "start": In(1), "done": Out(1), "busy": Out(1),
+            "mem": Out(MemPortSignature(32, cfg.bus_width)),
+            "compute_cycles": Out(unsigned(32)), "folds": Out(unsigned(32)),
+        })
+
+    def elaborate(self, platform) -> Module:  # noqa: C901  (one FSM; split into helpers below)
+        m = Module()
+        cfg = self.cfg
+        R, C, W, AW = cfg.rows, cfg.cols, cfg.width, cfg.acc_width
+        P, CB = cfg.per_word, cfg.container_bits
+        lg = ceil_log2(P)
+        os_flow = cfg.dataflow == "os"
+        mem = self.mem
+
+        flip = cfg.acc_width - 2 if self.fault == "flip_acc_bit" else None
+        m.submodules.array = arr = SystolicArray(R, C, W, AW, cfg.dataflow, fault_flip_bit=flip)
+        m.submodules.abuf = abuf = LaneBuffer(R, cfg.op_depth, signed(W))
+        m.submodules.bbuf = bbuf = LaneBuffer(C, cfg.op_depth, signed(W))
+        m.submodules.accbuf = accbuf = LaneBuffer(C, cfg.op_depth, signed(AW))
+        m.submodules.stage = stage = LaneBuffer(P, cfg.out_depth // P, signed(W))
+        tag_w = ceil_log2(cfg.out_depth) + 1
+        m.submodules.requant = rq = Requantizer(AW, W, tag_width=tag_w)
+
+        # ---- program state -------------------------------------------------------------------------------
+        desc = [Signal(32, name=f"desc_{i}") for i in range(DESC_WORDS)]
+        M, K, N = desc[F.M], desc[F.K], desc[F.N]
+        relu, use_gather = desc[F.FLAGS][0], desc[F.FLAGS][1]
+        nlayers, layer, desc_ptr = Signal(32), Signal(32), Signal(32)
+        dword = Signal(range(DESC_WORDS))
+        m0, n0, k0 = Signal(32), Signal(32), Signal(32)
+        mstep = R if os_flow else desc[F.M_TILE]
+        rows_v, cols_v, ks_v, T, L = Signal(32), Signal(32), Signal(32), Signal(32), Signal(32)
+        done = Signal()
+        m.d.comb += [self.done.eq(done), rq.multiplier.eq(desc[F.MULT]), rq.shift.eq(desc[F.SHIFT]),
+                     rq.relu.eq(relu)]
+        m.d.comb += mem.req.payload.write.eq(0)
+
+        # ---- operand loader state ------------------------------------------------------------------------
+        mode = Signal(2)
+        li, lj, LI, LJ = Signal(32), Signal(32), Signal(32), Signal(32)
+        row_e, e_stride, row_g, g_stride, base, cur_e = (Signal(32) for _ in range(6))
+        lg_use = Signal()
+        cache_data, cache_tag, cache_ok = Signal(cfg.bus_width), Signal(32), Signal()
+        st_en, st_val = Signal(), Signal(signed(W))
+        word_addr = Signal(32)
+        lane = Signal(max(1, lg))
+        m.d.comb += [word_addr.eq(base + (cur_e >> lg)), lane.eq(cur_e[:lg] if lg else 0)]
+        hit = Signal()
+        m.d.comb += hit.eq(cache_ok & (cache_tag == word_addr))
+        elem = Signal(signed(W))
+        m.d.comb += elem.eq(cache_data.word_select(lane, CB)[:W])
+
+        # buffer write from the loader: A is lane-major except in WS (lane = k row, address = m)
+        to_a = (mode == OS_A) | (mode == WS_A)
+        a_lane = Mux(mode == WS_A, lj, li)
+        a_addr = Mux(mode == WS_A, li, lj)
+        for r in range(R):
+            m.d.comb += [abuf.w_en[r].eq(st_en & to_a & (a_lane == r)), abuf.w_addr[r].eq(a_addr),
+                         abuf.w_data[r].eq(st_val)]
+        for c in range(C):
+            m.d.comb += [bbuf.w_en[c].eq(st_en & ~to_a & (li == c)), bbuf.w_addr[c].eq(lj),
+                         bbuf.w_data[c].eq(st_val)]
+
+        bias = [Signal(signed(32), name=f"bias_{c}") for c in range(C)]
+
+        # ---- stream phase timing -------------------------------------------------------------------------
+        t, tau = Signal(32), Signal(32)
+        act = Signal()          # array is streaming this cycle (tau valid)
+        m.d.sync += act.eq(0)
+        m.d.sync += tau.eq(t)
+        m.d.comb += self.busy.eq(0)
+        with m.If(act):
+            m.d.sync += self.compute_cycles.eq(self.compute_cycles + 1)
+        self._stream_feed(m, arr, abuf, bbuf, accbuf, t, tau, act, K, T, ks_v, k0)
+
+        # ---- post (bias + requantise) pipeline -----------------------------------------------------------
+        pi, pc, p_elem, pdrain = Signal(32), Signal(32), Signal(32), Signal(range(LATENCY + 3))
+        issuing = Signal()
+        v1, c1, tag1 = Signal(), Signal(range(C)), Signal(tag_w)
+        post_rd = Signal()
+        npad = Signal(32)
+        m.d.comb += npad.eq(desc[F.DST_WORDS] << lg)
+        m.d.sync += v1.eq(0)
+        acc_sel = Signal(signed(AW))
+        bias_sel = Signal(signed(32))
+        with m.Switch(c1):
+            for c in range(C):
+                with m.Case(c):
+                    m.d.comb += [acc_sel.eq(accbuf.r_data[c]), bias_sel.eq(bias[c])]
+        m.d.comb += [rq.i_valid.eq(v1), rq.i_acc.eq(acc_sel), rq.i_bias.eq(bias_sel), rq.i_tag.eq(tag1)]
+        for i in range(P):
+            m.d.comb += [stage.w_en[i].eq(rq.o_valid & ((rq.o_tag[:lg] if lg else 0) == i)),
+                         stage.w_addr[i].eq(rq.o_tag >> lg), stage.w_data[i].eq(rq.o_data)]
+        if not os_flow:
+            with m.If(post_rd):
+                for c in range(C):
+                    m.d.comb += accbuf.r_addr[c].eq(pi)
+        else:
+            for c in range(C):
+                m.d.comb += accbuf.r_addr[c].eq(pi)
+
+        # ---- write-back ----------------------------------------------------------------------------------
+        wb_ptr, wb_cnt, wb_total = Signal(32), Signal(32), Signal(32)
+        for i in range(P):
+            m.d.comb += stage.r_addr[i].eq(wb_cnt)
+        wdata = []
+        for i in range(P):
+            s = Signal(signed(CB), name=f"wb_lane{i}")
+            m.d.comb += s.eq(stage.r_data[i])
+            wdata.append(s)
+
+        def load_next_or_finish() -> None:
+            """Advance the (li, lj) loader loop; at the end, chain to the next load or to streaming."""
+            with m.If(lj + 1 < LJ):
+                m.d.sync += [lj.eq(lj + 1), cur_e.eq(row_e + lj + 1)]
+                m.next = "LOAD_ELEM_G"
+            with m.Elif(li + 1 < LI):
+                m.d.sync += [lj.eq(0), li.eq(li + 1), row_e.eq(row_e + e_stride), row_g.eq(row_g + g_stride),
+                             cur_e.eq(row_e + e_stride)]
+                m.next = "LOAD_ELEM_G"
+            with m.Else():
+                with m.Switch(mode):
+                    with m.Case(OS_A):
+                        m.d.sync += mode.eq(OS_B)
+                        m.next = "LOAD_SETUP"
+                    with m.Case(WS_B):
+                        m.d.sync += mode.eq(WS_A)
+                        m.next = "LOAD_SETUP"
+                    with m.Default():
+                        m.d.sync += li.eq(0)
+                        m.next = "BIAS_REQ"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [done.eq(0), layer.eq(0), desc_ptr.eq(1), self.compute_cycles.eq(0),
+                                 self.folds.eq(0)]
+                    m.next = "HDR_REQ"
+            with m.State("HDR_REQ"):
+                m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1), mem.req.payload.addr.eq(0)]
+                with m.If(mem.req.ready):
+                    m.next = "HDR_WAIT"
+            with m.State("HDR_WAIT"):
+                m.d.comb += [self.busy.eq(1), mem.resp.ready.eq(1)]
+                with m.If(mem.resp.valid):
+                    m.d.sync += [nlayers.eq(mem.resp.payload[:32]), dword.eq(0)]
+                    with m.If(mem.resp.payload[:32] == 0):
+                        m.next = "FINISH"
+                    with m.Else():
+                        m.next = "DESC_REQ"
+            with m.State("DESC_REQ"):
+                m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1), mem.req.payload.addr.eq(desc_ptr + dword)]
+                with m.If(mem.req.ready):
+                    m.next = "DESC_WAIT"
+            with m.State("DESC_WAIT"):
+                m.d.comb += [self.busy.eq(1), mem.resp.ready.eq(1)]
+                with m.If(mem.resp.valid):
+                    with m.Switch(dword):
+                        for i in range(DESC_WORDS):
+                            with m.Case(i):
+                                m.d.sync += desc[i].eq(mem.resp.payload[:32])
+                    m.d.sync += dword.eq(dword + 1)
+                    with m.If(dword == DESC_WORDS - 1):
+                        m.next = "LAYER_INIT"
+                    with m.Else():
+                        m.next = "DESC_REQ"
+            with m.State("LAYER_INIT"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [m0.eq(0), n0.eq(0), k0.eq(0), cache_ok.eq(0)]
+                m.next = "FOLD_SETUP"
+            with m.State("FOLD_SETUP"):
+                m.d.comb += self.busy.eq(1)
+                rv = _min(mstep, M - m0)
+                tt = K if os_flow else rv
+                m.d.sync += [rows_v.eq(rv), cols_v.eq(_min(C, N - n0)), ks_v.eq(_min(R, K - k0)), T.eq(tt),
+                             L.eq(tt + (2 * R + C - 2))]
+                last = (m0 + mstep >= M) & (n0 + C >= N) & (k0 + (K if os_flow else R) >= K)
+                if self.fault == "drop_last_fold":
+                    skip = last
+                else:
+                    skip = 0
+                with m.If(skip):
+                    m.next = "FOLD_NEXT"
+                with m.Else():
+                    if os_flow:
+                        m.d.sync += mode.eq(Mux(n0 == 0, OS_A, OS_B))
+                    else:
+                        m.d.sync += mode.eq(WS_B)
+                    m.next = "LOAD_SETUP"
+            with m.State("LOAD_SETUP"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [li.eq(0), lj.eq(0)]
+                with m.Switch(mode):
+                    with m.Case(OS_A, WS_A):
+                        first = m0 * desc[F.SRC_STRIDE] + (0 if os_flow else k0)
+                        m.d.sync += [LI.eq(rows_v), LJ.eq(K if os_flow else ks_v), row_e.eq(first),
+                                     cur_e.eq(first), e_stride.eq(desc[F.SRC_STRIDE]),
+                                     row_g.eq(m0 * K + (0 if os_flow else k0)), g_stride.eq(K),
+                                     base.eq(desc[F.SRC]), lg_use.eq(use_gather)]
+                    with m.Default():
+                        first = n0 * K + (0 if os_flow else k0)
+                        m.d.sync += [LI.eq(cols_v), LJ.eq(K if os_flow else ks_v), row_e.eq(first),
+                                     cur_e.eq(first), e_stride.eq(K), row_g.eq(0), g_stride.eq(0),
+                                     base.eq(desc[F.W]), lg_use.eq(0)]
+                m.next = "LOAD_ELEM_G"
+            with m.State("LOAD_ELEM_G"):  # dispatch: gather lookup first, or straight to the element
+                m.d.comb += self.busy.eq(1)
+                with m.If(lg_use):
+                    m.next = "GATHER_REQ"
+                with m.Else():
+                    m.next = "ELEM"
+            with m.State("GATHER_REQ"):
+                m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1),
+                             mem.req.payload.addr.eq(desc[F.GATHER] + row_g + lj)]
+                with m.If(mem.req.ready):
+                    m.next = "GATHER_WAIT"
+            with m.State("GATHER_WAIT"):
+                m.d.comb += [self.busy.eq(1), mem.resp.ready.eq(1)]
+                with m.If(mem.resp.valid):
+                    idx = mem.resp.payload[:32]
+                    with m.If(idx[31]):  # -1: zero padding
+                        m.d.comb += [st_en.eq(1), st_val.eq(0)]
+                        load_next_or_finish()
+                    with m.Else():
+                        m.d.sync += cur_e.eq(idx)
+                        m.next = "ELEM"
+            with m.State("ELEM"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(hit):
+                    m.d.comb += [st_en.eq(1), st_val.eq(elem)]
+                    load_next_or_finish()
+                with m.Else():
+                    m.d.comb += [mem.req.valid.eq(1), mem.req.payload.addr.eq(word_addr)]
+                    with m.If(mem.req.ready):
+                        m.next = "ELEM_WAIT"
+            with m.State("ELEM_WAIT"):
+                m.d.comb += [self.busy.eq(1), mem.resp.ready.eq(1)]
+                with m.If(mem.resp.valid):
+                    m.d.sync += [cache_data.eq(mem.resp.payload), cache_tag.eq(word_addr), cache_ok.eq(1)]
+                    m.next = "ELEM"
+            with m.State("BIAS_REQ"):
+                m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1),
+                             mem.req.payload.addr.eq(desc[F.BIAS] + n0 + li)]
+                with m.If(mem.req.ready):
+                    m.next = "BIAS_WAIT"
+            with m.State("BIAS_WAIT"):
+                m.d.comb += [self.busy.eq(1), mem.resp.ready.eq(1)]
+                with m.If(mem.resp.valid):
+                    with m.Switch(li):
+                        for c in range(C):
+                            with m.Case(c):
+                                m.d.sync += bias[c].eq(mem.resp.payload[:32])
+                    m.d.sync += li.eq(li + 1)
+                    with m.If(li + 1 >= cols_v):
+                        m.d.sync += [t.eq(0), self.folds.eq(self.folds + 1)]
+                        m.next = "STREAM"
+                    with m.Else():
+                        m.next = "BIAS_REQ"
+            with m.State("STREAM"):
+                m.d.comb += self.busy.eq(1)
+                m.d.comb += arr.clear.eq(t == 0)
+                m.d.sync += [t.eq(t + 1), act.eq(t < L)]
+                with m.If(t == L):
+                    m.d.sync += [pi.eq(0), pc.eq(0), p_elem.eq(n0), issuing.eq(1), pdrain.eq(0)]
+                    if os_flow:
+                        m.next = "POST"
+                    else:
+                        with m.If(k0 + R >= K):
+                            m.next = "POST"
+                        with m.Else():
+                            m.next = "FOLD_NEXT"
+            with m.State("POST"):
+                m.d.comb += [self.busy.eq(1), post_rd.eq(1)]
+                with m.If(issuing):
+                    m.d.sync += [v1.eq(1), c1.eq(pc), tag1.eq(p_elem + pc)]
+                    with m.If(pc + 1 < cols_v):
+                        m.d.sync += pc.eq(pc + 1)
+                    with m.Else():
+                        m.d.sync += [pc.eq(0), pi.eq(pi + 1), p_elem.eq(p_elem + npad)]
+                        with m.If(pi + 1 >= rows_v):
+                            m.d.sync += issuing.eq(0)
+                with m.Else():
+                    m.d.sync += pdrain.eq(pdrain + 1)
+                    with m.If(pdrain == LATENCY + 1):
+                        m.next = "FOLD_NEXT"
+            with m.State("FOLD_NEXT"):
+                m.d.comb += self.busy.eq(1)
+                if os_flow:
+                    with m.If(n0 + C < N):
+                        m.d.sync += n0.eq(n0 + C)
+                        m.next = "FOLD_SETUP"
+                    with m.Else():
+                        m.next = "WB_INIT"
+                else:
+                    with m.If(k0 + R < K):
+                        m.d.sync += k0.eq(k0 + R)
+                        m.next = "FOLD_SETUP"
+                    with m.Elif(n0 + C < N):
+                        m.d.sync += [k0.eq(0), n0.eq(n0 + C)]
+                        m.next = "FOLD_SETUP"
+                    with m.Else():
+                        m.next = "WB_INIT"
+            with m.State("WB_INIT"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [wb_ptr.eq(desc[F.DST] + m0 * desc[F.DST_WORDS]), wb_cnt.eq(0),
+                             wb_total.eq(rows_v * desc[F.DST_WORDS]), cache_ok.eq(0)]
+                m.next = "WB_RD"
+            with m.State("WB_RD"):
+                m.d.comb += self.busy.eq(1)
+                m.next = "WB_REQ"
+            with m.State("WB_REQ"):
+                m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1), mem.req.payload.addr.eq(wb_ptr),
+                             mem.req.payload.write.eq(1), mem.req.payload.wdata.eq(Cat(*wdata))]
+                with m.If(mem.req.ready):
+                    m.d.sync += [wb_cnt.eq(wb_cnt + 1), wb_ptr.eq(wb_ptr + 1)]
+                    with m.If(wb_cnt + 1 >= wb_total):
+                        m.next = "WB_DONE"
+                    with m.Else():
+                        m.next = "WB_RD"
+            with m.State("WB_DONE"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [n0.eq(0), k0.eq(0), m0.eq(m0 + mstep)]
+                with m.If(m0 + mstep < M):
+                    m.next = "FOLD_SETUP"
+                with m.Else():
+                    m.next = "LAYER_DONE"
+            with m.State("LAYER_DONE"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [layer.eq(layer + 1), desc_ptr.eq(desc_ptr + DESC_WORDS), dword.eq(0)]
+                with m.If(layer + 1 >= nlayers):
+                    m.next = "FINISH"
+                with m.Else():
+                    m.next = "DESC_REQ"
+            with m.State("FINISH"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += done.eq(1)
+                m.next = "IDLE"
+        return m
+
+    def _stream_feed(self, m: Module, arr, abuf, bbuf, accbuf, t, tau, act, K, T, ks_v, k0) -> None:
+        """Operand-buffer addresses (issued at ``t``) and array edges (driven at ``tau = t - 1``).
+
+        Reads are synchronous, so the address for array time ``tau`` is issued one cycle earlier; the range
+        checks use ``tau`` and zero every operand outside its valid window, which is what lets partial tiles
+        and the pipeline fill/drain share one schedule.
+        """
+        cfg = self.cfg
+        R, C = cfg.rows, cfg.cols
+        if cfg.dataflow == "os":
+            drain_at = K + (R + C - 2)
+            for r in range(R):
+                m.d.comb += [abuf.r_addr[r].eq(t - r),
+                             arr.a_in[r].eq(Mux(act & (tau >= r) & (tau - r < K), abuf.r_data[r], 0))]
+            for c in range(C):
+                m.d.comb += [bbuf.r_addr[c].eq(t - c),
+                             arr.b_in[c].eq(Mux(act & (tau >= c) & (tau - c < K), bbuf.r_data[c], 0)),
+                             arr.top_in[c].eq(0)]
+            drain = act & (tau >= drain_at)
+            m.d.comb += arr.shift.eq(drain)
+            for c in range(C):
+                m.d.comb += [accbuf.w_en[c].eq(drain), accbuf.w_addr[c].eq(drain_at + (R - 1) - tau),
+                             accbuf.w_data[c].eq(arr.out[c])]
+            return
+        # weight-stationary: tau in [0, R) preloads weights, then tp = tau - R is the stream time
+        tn = Signal(32)
+        tp = Signal(32)
+        m.d.comb += [tn.eq(t - R), tp.eq(tau - R)]
+        loading = act & (tau < R)
+        streaming = act & (tau >= R)
+        m.d.comb += arr.shift.eq(loading)
+        for c in range(C):
+            m.d.comb += [bbuf.r_addr[c].eq((R - 1) - t),
+                         arr.b_in[c].eq(Mux(loading & ((R - 1) - tau < ks_v), bbuf.r_data[c], 0))]
+        for r in range(R):
+            m.d.comb += [abuf.r_addr[r].eq(tn - r),
+                         arr.a_in[r].eq(Mux(streaming & (tp >= r) & (tp - r < T), abuf.r_data[r], 0))]
+        for c in range(C):
+            m.d.comb += accbuf.r_addr[c].eq(tn - c)
+            m.d.comb += arr.top_in[c].eq(
+                Mux(streaming & (k0 != 0) & (tp >= c) & (tp - c < T), accbuf.r_data[c], 0))
+            mm = tp - (R - 1 + c)
+            m.d.comb += [accbuf.w_en[c].eq(streaming & (tp >= R - 1 + c) & (mm < T)),
+                         accbuf.w_addr[c].eq(mm), accbuf.w_data[c].eq(arr.out[c])]

@@ -1,0 +1,140 @@
+"""Emit the gemm accelerator's Verilog/RTLIL and run programs on it under Verilator (via cocotb).
+
+`emit_verilog` is deterministic (no source locations, fixed names). Because Amaranth elaboration plus Yosys
+takes seconds, the text is also memoised on disk, keyed by the configuration, the fault and a hash of the RTL
+generator sources, so a test session or a CLI call pays for it once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hwforge.errors import ConfigError
+from hwforge.rtl.gemm.config import GemmConfig
+from hwforge.rtl.gemm.core import check_fault
+from hwforge.rtl.gemm.program import Program
+from hwforge.rtl.gemm.top import COUNTERS, GemmAccelerator
+from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, default_cache_dir, render_mem_tb, run_mem_tb
+
+TOP_NAME = "gemm_accel"
+_RTL_ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def _generator_hash() -> str:
+    import amaranth
+
+    h = hashlib.sha256(amaranth.__version__.encode())
+    for p in sorted(_RTL_ROOT.rglob("*.py")):
+        h.update(str(p.relative_to(_RTL_ROOT)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def _key(cfg: GemmConfig, fault: str | None, kind: str) -> str:
+    text = json.dumps([dataclasses.asdict(cfg), fault, kind, _generator_hash()], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@functools.cache
+def _emit(cfg: GemmConfig, fault: str | None, kind: str) -> str:
+    cache = default_cache_dir().parent / "emit"
+    path = cache / f"{_key(cfg, fault, kind)}.{kind}"
+    if path.exists():
+        return path.read_text()
+    top = GemmAccelerator(cfg, fault)
+    if kind == "v":
+        from amaranth.back import verilog
+        text = verilog.convert(top, name=TOP_NAME, emit_src=False)
+    else:
+        from amaranth.back import rtlil
+        text = rtlil.convert(top, name=TOP_NAME, emit_src=False)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{id(text)}")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return text
+
+
+def emit_verilog(cfg: GemmConfig, fault: str | None = None) -> str:
+    """Verilog of `GemmAccelerator` (module ``gemm_accel``); ``fault`` selects a deliberately broken variant."""
+    check_fault(fault)
+    return _emit(cfg, fault, "v")
+
+
+def emit_rtlil(cfg: GemmConfig, fault: str | None = None) -> str:
+    """RTLIL (Yosys IR) of the same design, for synthesis flows."""
+    check_fault(fault)
+    return _emit(cfg, fault, "il")
+
+
+def testbench_verilog(cfg: GemmConfig) -> str:
+    """The simulation wrapper (memory model, stalls, dump) around ``gemm_accel``."""
+    return render_mem_tb(TOP_NAME, list(COUNTERS), cfg.bus_width)
+
+
+@dataclass
+class SimResult:
+    """What one simulated run produced: per-layer outputs and the hardware's own counters."""
+
+    outputs: list[np.ndarray]
+    cycles: int
+    bytes_read: int
+    bytes_written: int
+    busy_cycles: int
+    stall_cycles: int
+    compute_cycles: int
+    folds: int
+    seed: int
+    stall_prob: float
+    latency: int
+    work_dir: str
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["outputs"] = [o.tolist() for o in self.outputs]
+        return d
+
+
+def simulate(cfg: GemmConfig, program: Program, *, seed: int = 0, stall_prob: float = 0.2, latency: int = 3,
+             cache_dir: str | Path | None = None, work_dir: str | Path | None = None,
+             verilog: str | None = None, timeout_cycles: int = 20_000_000) -> SimResult:
+    """Run ``program`` on the Verilator model of ``cfg`` (or of the given ``verilog``) and collect results.
+
+    Raises `ConfigError` if the program does not fit the simulated memory and `VerificationError`-free: a
+    timeout or an out-of-range access is reported as an exception here, since outputs would be meaningless.
+    """
+    if program.cfg != cfg:
+        raise ConfigError("gemm: the program was built for a different configuration")
+    if program.size > DEFAULT_DEPTH:
+        raise ConfigError(f"gemm: program of {program.size} words exceeds the simulated memory ({DEFAULT_DEPTH})")
+    if not 0.0 <= stall_prob < 1.0:
+        raise ConfigError(f"gemm: stall_prob must be in [0, 1), got {stall_prob}")
+    if verilog is None:
+        verilog = emit_verilog(cfg)
+    build_dir = build({"gemm_accel.v": verilog, "hwforge_tb.v": testbench_verilog(cfg)},
+                      Path(cache_dir) if cache_dir else None)
+    from tempfile import mkdtemp
+    work = Path(work_dir) if work_dir else Path(mkdtemp(prefix="hwforge_gemm_"))
+    work.mkdir(parents=True, exist_ok=True)
+    program.write_hex(work / "program.hex")
+    lo, hi = program.output_range()
+    run = run_mem_tb(build_dir, work / "program.hex", list(COUNTERS), dump_range=(lo, hi), seed=seed,
+                     stall_prob=stall_prob, latency=latency, timeout_cycles=timeout_cycles, work_dir=work)
+    r = run.result
+    if r.get("timed_out") or r.get("mem_error"):
+        from hwforge.errors import VerificationError
+        what = "timed out" if r.get("timed_out") else "accessed memory out of range"
+        raise VerificationError(f"gemm simulation {what} (see {work})")
+    outputs = program.read_outputs(run.dump, base=lo)
+    return SimResult(outputs=outputs, cycles=r["cycles"], bytes_read=r["bytes_read"],
+                     bytes_written=r["bytes_written"], busy_cycles=r["busy_cycles"],
+                     stall_cycles=r["stall_cycles"], compute_cycles=r["compute_cycles"], folds=r["folds"],
+                     seed=seed, stall_prob=stall_prob, latency=latency, work_dir=str(work))

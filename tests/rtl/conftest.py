@@ -1,0 +1,29 @@
+"""Shared fixtures: Verilator models are built once per configuration (and cached across sessions)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(scope="session")
+def build_cache() -> Path | None:
+    """Cache root for Verilator builds (``HWFORGE_BUILD_CACHE`` if set, else the user cache)."""
+    env = os.environ.get("HWFORGE_BUILD_CACHE")
+    return Path(env) if env else None
+
+
+def verilator_available() -> bool:
+    try:
+        from hwforge.toolchain import activate_verilator
+
+        activate_verilator()
+        import cocotb_tools.runner  # noqa: F401
+    except Exception:
+        return False
+    return True
