@@ -60,7 +60,8 @@ def test_impossible_option_exits_2_and_writes_nothing(tmp_path: Path) -> None:
 def test_bad_model_specs_exit_2(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pt2"
     junk.write_bytes(b"not a zip file")
-    for spec in ("no-such-model", str(junk), f"{tmp_path / 'missing.py'}:build", f"{EXAMPLES / 'unsupported_op.py'}:nope"):
+    specs = ("no-such-model", str(junk), f"{tmp_path / 'missing.py'}:build", f"{EXAMPLES / 'unsupported_op.py'}:nope")
+    for spec in specs:
         r = run_cli("compile", spec, "--target", "gemm", "-o", str(tmp_path / "Y"))
         assert r.code == 2, (spec, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
