@@ -95,12 +95,12 @@ def test_program_layout_and_readback():
     # read_outputs inverts the output packing (fake the hardware by packing the reference)
     refs = reference(OS_CFG, layers, x)
     mem = list(prog.words)
-    for p, r in zip(prog.plans, refs):
+    for p, r in zip(prog.plans, refs, strict=True):
         padded = np.zeros((p.m, p.dst_words * OS_CFG.per_word), np.int64)
         padded[:, :p.n] = r
         mem[p.dst:p.dst + p.m * p.dst_words] = pack(OS_CFG, padded)
     lo, hi = prog.output_range()
-    for a, b in zip(prog.read_outputs(mem[lo:hi], base=lo), refs):
+    for a, b in zip(prog.read_outputs(mem[lo:hi], base=lo), refs, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -158,3 +158,30 @@ def test_emit_is_deterministic_and_faults_validated():
     assert "module \\gemm_accel" in emit_rtlil(cfg) or "gemm_accel" in emit_rtlil(cfg)
     with pytest.raises(ConfigError, match="unknown fault"):
         emit_verilog(cfg, "melt")
+
+
+def test_gather_helpers_match_torch_semantics():
+    """conv2d_gather + flatten_gather reproduce a strided, padded, batched conv and NCHW flatten."""
+    from hwforge.rtl.gemm.gather import conv2d_gather, flatten_gather
+
+    rng = np.random.default_rng(5)
+    bsz, c, h, w, o = 2, 3, 5, 4, 2
+    x = rng.integers(-9, 10, (bsz, c, h, w))
+    wt = rng.integers(-9, 10, (o, c, 3, 2))
+    g = conv2d_gather(bsz, c, h, w, 3, 2, stride=(2, 1), padding=(1, 1))
+    a = np.where(g < 0, 0, x.reshape(-1)[np.clip(g, 0, None)])
+    y = a @ wt.reshape(o, -1).T                      # rows (b, oy, ox), channels last
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    oh, ow = (h + 2 - 3) // 2 + 1, (w + 2 - 2) + 1
+    direct = np.zeros((bsz, o, oh, ow), np.int64)
+    for yy in range(oh):
+        for xx in range(ow):
+            patch = xp[:, :, 2 * yy:2 * yy + 3, xx:xx + 2].reshape(bsz, -1)
+            direct[:, :, yy, xx] = patch @ wt.reshape(o, -1).T
+    np.testing.assert_array_equal(y.reshape(bsz, oh, ow, o).transpose(0, 3, 1, 2), direct)
+    f = flatten_gather(bsz, o, oh, ow)
+    np.testing.assert_array_equal(y.reshape(-1)[f], direct.reshape(bsz, -1))
+    # the same conv reading an NHWC-stored source
+    gn = conv2d_gather(bsz, c, h, w, 3, 2, stride=(2, 1), padding=(1, 1), layout="nhwc")
+    xn = x.transpose(0, 2, 3, 1).reshape(-1)
+    np.testing.assert_array_equal(np.where(gn < 0, 0, xn[np.clip(gn, 0, None)]), a)

@@ -129,7 +129,7 @@ def test_accelerator_pysim_bit_exact(cfg):
     layers, x = _random_net(cfg, cfg.width + cfg.rows)
     prog = build_program(cfg, layers, x)
     mem, res = run_pysim(GemmAccelerator(cfg), prog.words, latency=3, counters=COUNTERS)
-    for got, want in zip(prog.read_outputs(mem), reference(cfg, layers, x)):
+    for got, want in zip(prog.read_outputs(mem), reference(cfg, layers, x), strict=True):
         np.testing.assert_array_equal(got, want)
     pairs = [rtl_compute_cycles(cfg, p.m, p.k, p.n, p.m_tile) for p in prog.plans]
     assert res["folds"] == sum(f for f, _ in pairs)
@@ -153,7 +153,7 @@ def test_conv_net_pysim(dataflow):
     layers, x = conv_net(4)
     prog = build_program(cfg, layers, x)
     mem, _ = run_pysim(GemmAccelerator(cfg), prog.words, latency=1)
-    for got, want in zip(prog.read_outputs(mem), reference(cfg, layers, x)):
+    for got, want in zip(prog.read_outputs(mem), reference(cfg, layers, x), strict=True):
         np.testing.assert_array_equal(got, want)
 
 
@@ -162,4 +162,4 @@ def test_mlp_pysim_fault_detected():
     layers, x = mlp(9)
     prog = build_program(cfg, layers, x)
     mem, _ = run_pysim(GemmAccelerator(cfg, fault="drop_last_fold"), prog.words)
-    assert any(not np.array_equal(g, w) for g, w in zip(prog.read_outputs(mem), reference(cfg, layers, x)))
+    assert any(not np.array_equal(g, w) for g, w in zip(prog.read_outputs(mem), reference(cfg, layers, x), strict=True))

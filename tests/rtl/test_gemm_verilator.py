@@ -45,7 +45,7 @@ def conv_run(request, build_cache, tmp_path_factory):
 def test_conv_net_bit_exact(conv_run):
     cfg, prog, res, ref = conv_run
     assert len(res.outputs) == 3
-    for i, (got, want) in enumerate(zip(res.outputs, ref)):
+    for i, (got, want) in enumerate(zip(res.outputs, ref, strict=True)):
         np.testing.assert_array_equal(got, want, err_msg=f"{cfg.dataflow} layer {i}")
 
 
@@ -65,7 +65,7 @@ def test_mlp_under_stalls(dataflow, seed, stall, latency, build_cache, tmp_path)
     cfg = CFGS[dataflow]
     layers, x = mlp(seed, m=7, k=5, n=5)
     prog, res, ref = _run(cfg, layers, x, build_cache, tmp_path, seed=seed, stall_prob=stall, latency=latency)
-    for got, want in zip(res.outputs, ref):
+    for got, want in zip(res.outputs, ref, strict=True):
         np.testing.assert_array_equal(got, want)
     folds, cycles = _expected_counts(cfg, prog)
     assert (res.folds, res.compute_cycles) == (folds, cycles)
@@ -86,4 +86,4 @@ def test_fault_is_caught(dataflow, fault, build_cache, tmp_path):
     res = simulate(cfg, prog, seed=5, stall_prob=0.2, latency=2, cache_dir=build_cache, work_dir=tmp_path,
                    verilog=emit_verilog(cfg, fault))
     ref = reference(cfg, layers, x)
-    assert any(not np.array_equal(g, w) for g, w in zip(res.outputs, ref)), f"{fault} went unnoticed"
+    assert any(not np.array_equal(g, w) for g, w in zip(res.outputs, ref, strict=True)), f"{fault} went unnoticed"

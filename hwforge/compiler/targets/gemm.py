@@ -10,6 +10,7 @@ build: put the accelerator and its memory image in on-chip RAM and run the open 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +94,16 @@ class GemmTarget(Target):
 
         writer.add_text("rtl/gemm.v", rtl.emit_verilog(cfg))
         writer.add_text("rtl/gemm.il", rtl.emit_rtlil(cfg))
-        writer.add_text("mem/program.hex", program.hex_text() if hasattr(program, "hex_text") else "")
-        for name, text in sorted(rtl.testbench_files(cfg).items()):
-            writer.add_text(f"tb/{name}", text)
+        with tempfile.TemporaryDirectory() as tmp:
+            program.write_hex(Path(tmp) / "program.hex")
+            writer.add_bytes("mem/program.hex", (Path(tmp) / "program.hex").read_bytes())
+        writer.add_text("tb/hwforge_tb.v", rtl.testbench_verilog(cfg))
         return {
             "config": dataclasses.asdict(cfg),
             "program_words": int(len(program.words)),
             "layers": [{"node": layer.node, "m": layer.m, "k": layer.k, "n": layer.n, "macs": layer.macs,
                         "gather": layer.a_gather is not None, "relu": layer.relu,
-                        "fold_cycles_formula": int(rtl.fold_cycles_formula(cfg, layer.m, layer.k, layer.n))}
+                        "fold_cycles_formula": rtl.fold_cycles_formula(cfg, layer.m, layer.k, layer.n)[1]}
                        for layer in plan.layers],
             "macs": int(sum(layer.macs for layer in plan.layers)),
         }
@@ -120,15 +122,17 @@ class GemmTarget(Target):
         if tuple(x.shape) != plan.input_shape:
             raise ConfigError(f"input {plan.input_node!r}: shape {tuple(x.shape)} does not match the compiled "
                               f"shape {plan.input_shape}; recompile with the batch you want to run")
-        program = rtl.build_program(cfg, _to_rtl_layers(plan), quantize_input(plan, x).reshape(-1))
-        return cfg, plan, program
+        layers = _to_rtl_layers(plan)
+        x_int = quantize_input(plan, x).reshape(-1)
+        return cfg, plan, layers, x_int, rtl.build_program(cfg, layers, x_int)
 
     def _simulate(self, artifact_dir: Path, manifest: dict[str, Any], seed: int,
                   inputs: dict[str, np.ndarray] | None = None):
         rtl = _rtl()
-        cfg, plan, program = self._program(artifact_dir, manifest, inputs)
+        cfg, plan, layers, x_int, program = self._program(artifact_dir, manifest, inputs)
         verilog = (artifact_dir / "rtl" / "gemm.v").read_text()
-        return cfg, plan, program, rtl.simulate(cfg, program, seed=seed, verilog=verilog)
+        sim = rtl.simulate(cfg, program, seed=seed, verilog=verilog)
+        return cfg, plan, rtl.reference(cfg, layers, x_int), sim
 
     def run(self, artifact_dir: Path, manifest: dict[str, Any], inputs: dict[str, np.ndarray],
             seed: int = 0) -> dict[str, np.ndarray]:
@@ -138,8 +142,7 @@ class GemmTarget(Target):
                 for name, (index, phys, scale) in plan.outputs.items()}
 
     def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> dict[str, Any]:
-        rtl = _rtl()
-        cfg, plan, program, sim = self._simulate(artifact_dir, manifest, seed)
+        cfg, plan, int_model, sim = self._simulate(artifact_dir, manifest, seed)
 
         layers = []
         mismatches = 0
@@ -153,7 +156,6 @@ class GemmTarget(Target):
         outputs = {}
         labels_path = artifact_dir / "inputs" / "labels.npy"
         labels = load_npy(labels_path) if labels_path.exists() else None
-        int_model = rtl.reference(cfg, program.layers, program.x) if hasattr(program, "layers") else None
         for name, (index, phys, scale) in plan.outputs.items():
             hw = gather_logical(sim.outputs, index, phys).astype(np.float64) * scale
             ref = load_npy(artifact_dir / "expected" / f"{name}.npy").astype(np.float64)
@@ -161,9 +163,8 @@ class GemmTarget(Target):
                                      "mean_abs_error_vs_float": float(np.mean(np.abs(hw - ref)))}
             if labels is not None and hw.ndim == 2:
                 entry["accuracy_float"] = float(np.mean(ref.argmax(1) == labels))
-                if int_model is not None:
-                    q = gather_logical(int_model, index, phys).astype(np.float64) * scale
-                    entry["accuracy_int_reference"] = float(np.mean(q.argmax(1) == labels))
+                q = gather_logical(int_model, index, phys).astype(np.float64) * scale
+                entry["accuracy_int_reference"] = float(np.mean(q.argmax(1) == labels))
                 entry["accuracy_hardware"] = float(np.mean(hw.argmax(1) == labels))
             outputs[name] = entry
 
@@ -173,17 +174,18 @@ class GemmTarget(Target):
             "seed": seed,
             "layers": layers,
             "outputs": outputs,
-            **{k: v for k, v in dataclasses.asdict(sim).items() if k != "outputs"},
+            **{k: v for k, v in dataclasses.asdict(sim).items() if k not in ("outputs", "work_dir", "extra")},
         }
 
     def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
         from hwforge.fpga import OnChipMemorySoC, build_bitstream
 
         rtl = _rtl()
-        cfg, _, program = self._program(artifact_dir, manifest)
-        design = OnChipMemorySoC(lambda: rtl.GemmAccelerator(cfg), program.words, cfg.bus_width)
+        cfg, _, _, _, program = self._program(artifact_dir, manifest)
+        design = OnChipMemorySoC(lambda: rtl.GemmAccelerator(cfg), program.words, cfg.bus_width,
+                                 depth=program.size)
         report = build_bitstream(design, board, artifact_dir / "build" / board)
-        return dict(report) if not dataclasses.is_dataclass(report) else dataclasses.asdict(report)
+        return {**report.to_dict(), "bitstream_path": str(report.bitstream), "build_seconds": round(report.seconds, 1)}
 
 
 register_target(GemmTarget())

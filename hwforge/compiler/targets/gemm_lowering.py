@@ -171,7 +171,7 @@ def quantize_input(plan: GemmPlan, x: np.ndarray) -> np.ndarray:
     from hwforge.ir.quant import qrange
 
     lo, hi = qrange(plan.input_bits)
-    q = torch.clamp(torch.round(torch.as_tensor(x, dtype=torch.float32) / plan.input_scale), lo, hi)
+    q = torch.clamp(torch.round(torch.tensor(np.asarray(x), dtype=torch.float32) / plan.input_scale), lo, hi)
     return q.to(torch.int64).numpy()
 
 

@@ -1,13 +1,21 @@
-"""The `gemm` target's hardware: a systolic MAC-array accelerator that runs quantised networks from memory."""
+"""The `gemm` target's hardware: a systolic MAC-array accelerator that runs quantised networks from memory.
+
+Public entry points: `GemmConfig` / `GemmLayer` (parameters), `build_program` / `Program` / `reference`
+(memory image and golden model), `GemmAccelerator` (top component), `emit_verilog` / `emit_rtlil`,
+`simulate` (Verilator + cocotb) and `fold_cycles_formula` (SCALE-Sim compute cycles the RTL matches).
+"""
 
 from hwforge.rtl.gemm.config import GemmConfig, GemmLayer
 from hwforge.rtl.gemm.core import FAULTS, GemmCore
 from hwforge.rtl.gemm.cycles import fold_cycles_formula, rtl_compute_cycles
+from hwforge.rtl.gemm.gather import conv2d_gather, flatten_gather
 from hwforge.rtl.gemm.program import DESC_WORDS, F, LayerPlan, Program, build_program, pack, reference, unpack
+from hwforge.rtl.gemm.sim import SimResult, emit_rtlil, emit_verilog, simulate, testbench_verilog
 from hwforge.rtl.gemm.top import COUNTERS, GemmAccelerator
 
 __all__ = [
     "COUNTERS", "DESC_WORDS", "F", "FAULTS", "GemmAccelerator", "GemmConfig", "GemmCore", "GemmLayer",
-    "LayerPlan", "Program", "build_program", "fold_cycles_formula", "pack", "reference", "rtl_compute_cycles",
-    "unpack",
+    "LayerPlan", "Program", "SimResult", "build_program", "conv2d_gather", "emit_rtlil", "emit_verilog",
+    "flatten_gather", "fold_cycles_formula", "pack", "reference", "rtl_compute_cycles", "simulate",
+    "testbench_verilog", "unpack",
 ]

@@ -166,7 +166,7 @@ def build_program(cfg: GemmConfig, layers: list[GemmLayer], x: np.ndarray) -> Pr
         return addr
 
     placed = []
-    for i, (layer, (m, k, n, _)) in enumerate(zip(layers, shapes)):
+    for i, (layer, (m, k, n, _)) in enumerate(zip(layers, shapes, strict=True)):
         if layer.out_bits not in (None, cfg.width):
             raise ConfigError(f"gemm layer {i}: out_bits={layer.out_bits} must equal the array width {cfg.width}")
         _check_fits(f"layer {i} weight", layer.weight, cfg.width)
@@ -193,7 +193,7 @@ def build_program(cfg: GemmConfig, layers: list[GemmLayer], x: np.ndarray) -> Pr
     gathers: list[int | None] = []
     src_strides: list[int] = []
     prev_npad = None
-    for i, (layer, (m, k, n, src)) in enumerate(zip(layers, shapes)):
+    for i, (layer, (m, k, _n, _src)) in enumerate(zip(layers, shapes, strict=True)):
         prev_n = shapes[i - 1][2] if i else None
 
         def phys(logical: np.ndarray, prev_n=prev_n, prev_npad=prev_npad) -> np.ndarray:
@@ -216,7 +216,7 @@ def build_program(cfg: GemmConfig, layers: list[GemmLayer], x: np.ndarray) -> Pr
     out_lo = len(words)
     plans = []
     src_addr = x_addr
-    for i, (layer, (w_addr, b_addr, m, k, n, dst_words, m_tile)) in enumerate(zip(layers, placed)):
+    for i, (layer, (w_addr, b_addr, m, k, n, dst_words, m_tile)) in enumerate(zip(layers, placed, strict=True)):
         dst = place([0] * (m * dst_words))
         desc = [0] * DESC_WORDS
         desc[F.M], desc[F.K], desc[F.N] = m, k, n
@@ -236,7 +236,7 @@ def reference(cfg: GemmConfig, layers: list[GemmLayer], x: np.ndarray) -> list[n
     """Per-layer integer outputs the hardware must produce (`hwforge.ir.quant` semantics, acc wraps)."""
     src = np.asarray(x, dtype=np.int64).reshape(-1)
     outs = []
-    for layer, (m, k, _n, _) in zip(layers, _layer_shapes(layers, src.size)):
+    for layer, (m, k, _n, _) in zip(layers, _layer_shapes(layers, src.size), strict=True):
         if layer.a_gather is not None:
             g = layer.a_gather
             a = np.where(g < 0, 0, src[np.clip(g, 0, None)])

@@ -108,8 +108,11 @@ def simulate(cfg: GemmConfig, program: Program, *, seed: int = 0, stall_prob: fl
              verilog: str | None = None, timeout_cycles: int = 20_000_000) -> SimResult:
     """Run ``program`` on the Verilator model of ``cfg`` (or of the given ``verilog``) and collect results.
 
-    Raises `ConfigError` if the program does not fit the simulated memory and `VerificationError`-free: a
-    timeout or an out-of-range access is reported as an exception here, since outputs would be meaningless.
+    Reads ``seed``, ``stall_prob`` (per-cycle probability that the memory stalls the request or the response
+    stream) and ``latency`` (read latency in cycles) as plusargs, so they never trigger a rebuild. Raises
+    `ConfigError` if the program does not fit the simulated memory, and `VerificationError` on a timeout or an
+    out-of-range memory access (the outputs would be meaningless). Output mismatches are for the caller to
+    judge against `reference`.
     """
     if program.cfg != cfg:
         raise ConfigError("gemm: the program was built for a different configuration")
@@ -134,7 +137,12 @@ def simulate(cfg: GemmConfig, program: Program, *, seed: int = 0, stall_prob: fl
         what = "timed out" if r.get("timed_out") else "accessed memory out of range"
         raise VerificationError(f"gemm simulation {what} (see {work})")
     outputs = program.read_outputs(run.dump, base=lo)
+    if work_dir is None:  # a scratch directory: keep it only when something went wrong (above)
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
     return SimResult(outputs=outputs, cycles=r["cycles"], bytes_read=r["bytes_read"],
                      bytes_written=r["bytes_written"], busy_cycles=r["busy_cycles"],
                      stall_cycles=r["stall_cycles"], compute_cycles=r["compute_cycles"], folds=r["folds"],
-                     seed=seed, stall_prob=stall_prob, latency=latency, work_dir=str(work))
+                     seed=seed, stall_prob=stall_prob, latency=latency,
+                     work_dir=str(work) if work_dir is not None else "")
