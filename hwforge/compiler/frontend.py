@@ -339,7 +339,7 @@ def from_torch(module: torch.nn.Module, example_inputs: tuple, name: str) -> Gra
     Raises UnsupportedOpError naming the ATen op and its source location for anything hwforge cannot lower.
     """
     module.eval()
-    inputs = tuple(torch.as_tensor(x) if isinstance(x, np.ndarray) else x for x in example_inputs)
+    inputs = tuple(torch.tensor(x) if isinstance(x, np.ndarray) else x for x in example_inputs)
     try:
         ep = torch.export.export(module, inputs)
     except Exception as e:  # torch raises many types; the user needs one line saying export failed

@@ -97,3 +97,17 @@ def test_runtime_runs_new_inputs(mlp_4x4: Path) -> None:
     ref = art.run({name: x}, seed=0)
     (key,) = out
     assert np.array_equal(out[key], ref[key][::-1])
+
+
+def test_build_makes_an_ecp5_bitstream_with_resources(tmp_path: Path) -> None:
+    """`hwforge build` on a small configuration (the 4x4 acceptance build takes about 4 minutes; see README)."""
+    out = tmp_path / "A"
+    compile_model("mlp-digits", "gemm", out, ["rows=2", "cols=2", "samples=1"])
+    r = run_cli("build", str(out), "--board", "ulx3s-85f", "--json", timeout=1800)
+    assert r.code == 0, r.stderr
+    report = r.json
+    assert (out / "build" / "ulx3s-85f" / "top.bit").stat().st_size > 0
+    assert report["fmax_mhz"] > 0 and report["luts"] > 0 and report["dsps"] > 0
+    assert (out / "reports" / "build.json").exists()
+    shown = run_cli("report", str(out), "--json")
+    assert shown.code == 0 and shown.json["reports"]["build"]["luts"] == report["luts"]

@@ -21,7 +21,7 @@ from hwforge.rtl.gemm.config import GemmConfig
 from hwforge.rtl.gemm.core import check_fault
 from hwforge.rtl.gemm.program import Program
 from hwforge.rtl.gemm.top import COUNTERS, GemmAccelerator
-from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, default_cache_dir, render_mem_tb, run_mem_tb
+from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, cache_root, render_mem_tb, run_mem_tb
 
 TOP_NAME = "gemm_accel"
 _RTL_ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def _key(cfg: GemmConfig, fault: str | None, kind: str) -> str:
 
 @functools.cache
 def _emit(cfg: GemmConfig, fault: str | None, kind: str) -> str:
-    cache = default_cache_dir().parent / "emit"
+    cache = cache_root() / "emit"
     path = cache / f"{_key(cfg, fault, kind)}.{kind}"
     if path.exists():
         return path.read_text()

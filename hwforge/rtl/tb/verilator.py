@@ -31,9 +31,15 @@ TEST_MODULE = "hwforge.rtl.tb.cocotb_mem_tb"
 DEFAULT_DEPTH = 1 << 22
 
 
-def default_cache_dir() -> Path:
+def cache_root() -> Path:
+    """Root of hwforge's build caches: ``$HWFORGE_BUILD_CACHE`` or ``~/.cache/hwforge``."""
     env = os.environ.get("HWFORGE_BUILD_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "hwforge" / "verilator"
+    return Path(env) if env else Path.home() / ".cache" / "hwforge"
+
+
+def default_cache_dir() -> Path:
+    """Where Verilator builds live, one directory per sha256 of their Verilog."""
+    return cache_root() / "verilator"
 
 
 def render_mem_tb(dut: str, counters: list[str], bus_width: int, depth: int = DEFAULT_DEPTH) -> str:
