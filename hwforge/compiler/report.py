@@ -59,10 +59,11 @@ def render_report(r: dict[str, Any], out: Console) -> None:
         layers = reports["compile"].get("layers", [])
         if layers:
             table = Table(title="layers")
-            for col in layers[0]:
+            columns = ["node", *[c for c in layers[0] if c != "node"]]
+            for col in columns:
                 table.add_column(col)
             for layer in layers:
-                table.add_row(*[str(v) for v in layer.values()])
+                table.add_row(*[str(layer[c]) for c in columns])
             out.print(table)
     for name in ("verify", "build"):
         if name not in reports:
