@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hwforge.errors import UnsupportedOpError
+from hwforge.ir.quant import im2col, quantize_array
 
 if TYPE_CHECKING:
     from hwforge.ir import Graph
@@ -72,22 +73,6 @@ class GemmPlan:
     layer_values: dict[str, tuple[int, np.ndarray]] = field(default_factory=dict)
 
 
-def _im2col(phys: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: tuple[int, int]) -> np.ndarray:
-    """Gather table (B*OH*OW, C*kh*kw) of an NCHW index array; rows (b, oh, ow), columns (c, i, j)."""
-    b, c, h, w = phys.shape
-    sh, sw = stride
-    ph, pw = padding
-    oh = (h + 2 * ph - kh) // sh + 1
-    ow = (w + 2 * pw - kw) // sw + 1
-    padded = np.full((b, c, h + 2 * ph, w + 2 * pw), -1, dtype=np.int64)
-    padded[:, :, ph:ph + h, pw:pw + w] = phys
-    rows = np.empty((b, oh, ow, c, kh, kw), dtype=np.int64)
-    for i in range(kh):
-        for j in range(kw):
-            rows[:, :, :, :, i, j] = padded[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw].transpose(0, 2, 3, 1)
-    return rows.reshape(b * oh * ow, c * kh * kw)
-
-
 def lower_graph(graph: Graph) -> GemmPlan:
     """Turn a verified, quantised graph into a `GemmPlan`, or say which node the accelerator cannot run."""
     values: dict[str, _Value] = {}
@@ -134,7 +119,8 @@ def lower_graph(graph: Graph) -> GemmPlan:
                 weight2d = weight
             else:
                 kh, kw = int(weight.shape[2]), int(weight.shape[3])
-                gather = _im2col(val.phys, kh, kw, tuple(node.attrs["stride"]), tuple(node.attrs["padding"]))
+                # im2col of the index array; shifting by one turns im2col's zero padding into -1 (read zero)
+                gather = im2col(val.phys + 1, kh, kw, tuple(node.attrs["stride"]), tuple(node.attrs["padding"])) - 1
                 b, o, oh, ow = (int(d) for d in node.type.shape)
                 out_phys = np.arange(b * oh * ow * o, dtype=np.int64).reshape(b, oh, ow, o).transpose(0, 3, 1, 2)
                 weight2d = weight.reshape(n_out, -1)
@@ -165,14 +151,8 @@ def lower_graph(graph: Graph) -> GemmPlan:
 
 
 def quantize_input(plan: GemmPlan, x: np.ndarray) -> np.ndarray:
-    """Host-side `quantize` of the network input, with the same rounding as the IR (torch.round)."""
-    import torch
-
-    from hwforge.ir.quant import qrange
-
-    lo, hi = qrange(plan.input_bits)
-    q = torch.clamp(torch.round(torch.tensor(np.asarray(x), dtype=torch.float32) / plan.input_scale), lo, hi)
-    return q.to(torch.int64).numpy()
+    """Host-side `quantize` of the network input, exactly as the IR's quantize op computes it."""
+    return quantize_array(x, plan.input_scale, plan.input_bits)
 
 
 def gather_logical(layer_outputs: list[np.ndarray], layer: int, phys: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwforge.errors import ConfigError
+from hwforge.ir.quant import im2col
 
 
 def _source_index(layout: str, b, c, y, x, channels: int, h: int, w: int):
@@ -26,18 +27,18 @@ def _source_index(layout: str, b, c, y, x, channels: int, h: int, w: int):
 
 def conv2d_gather(batch: int, channels: int, h: int, w: int, kh: int, kw: int, stride: tuple[int, int] = (1, 1),
                   padding: tuple[int, int] = (0, 0), layout: str = "nchw") -> np.ndarray:
-    """``(batch*oh*ow) x (channels*kh*kw)`` table; row (b, oy, ox), column (c, ky, kx); -1 where padded."""
+    """``(batch*oh*ow) x (channels*kh*kw)`` table; row (b, oy, ox), column (c, ky, kx); -1 where padded.
+
+    It is the IR's own `im2col` applied to the source's index array (shifted by one, so that im2col's zero
+    padding becomes -1): one definition of patch order for the golden model and the hardware tables.
+    """
     sh, sw = stride
     ph, pw = padding
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    if oh < 1 or ow < 1:
+    if (h + 2 * ph - kh) // sh + 1 < 1 or (w + 2 * pw - kw) // sw + 1 < 1:
         raise ConfigError(f"gather: a {kh}x{kw} kernel does not fit a padded {h}x{w} input")
-    b, oy, ox, c, ky, kx = np.meshgrid(np.arange(batch), np.arange(oh), np.arange(ow), np.arange(channels),
-                                       np.arange(kh), np.arange(kw), indexing="ij")
-    iy, ix = oy * sh + ky - ph, ox * sw + kx - pw
-    inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-    idx = _source_index(layout, b, c, np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1), channels, h, w)
-    return np.where(inside, idx, -1).reshape(batch * oh * ow, channels * kh * kw).astype(np.int64)
+    b, c, y, x = np.meshgrid(np.arange(batch), np.arange(channels), np.arange(h), np.arange(w), indexing="ij")
+    index = _source_index(layout, b, c, y, x, channels, h, w)
+    return im2col(index + 1, kh, kw, stride, padding) - 1
 
 
 def flatten_gather(batch: int, channels: int, h: int, w: int, layout: str = "nhwc") -> np.ndarray:
