@@ -80,8 +80,8 @@ def targets(as_json: JsonFlag = False) -> None:
     from hwforge.compiler.targets import targets as all_targets
 
     def body() -> dict[str, Any]:
-        return {"targets": [{"name": t.name, "status": t.status, "description": t.description}
-                            for t in all_targets()]}
+        return {"targets": [{"name": t.name, "status": t.status, "description": t.description,
+                             "hardware": t.hardware, "verified_by": t.verified_by} for t in all_targets()]}
 
     _run(as_json, body, lambda r: _table("targets", ["name", "status", "description"],
                                         [[t["name"], t["status"], t["description"]] for t in r["targets"]]))

@@ -21,7 +21,6 @@ class Target:
     status: str = "ready"
     hardware: str = ""
     verified_by: str = ""
-    options_help: dict[str, str] = {}
 
     def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
         """Validate ``--set`` options; raise ConfigError naming the bad key. Returns canonical options."""

@@ -50,10 +50,6 @@ class GemmTarget(Target):
     hardware = "Amaranth RTL: systolic MAC array, operand/result buffers, memory port with counters"
     verified_by = "cocotb on Verilator vs PyTorch"
 
-    @property
-    def options_help(self) -> dict[str, str]:  # type: ignore[override]
-        return dict(_rtl().GemmConfig.OPTIONS_HELP) if hasattr(_rtl().GemmConfig, "OPTIONS_HELP") else {}
-
     def config(self, options: dict[str, Any]):
         rtl = _rtl()
         fields = {f.name for f in dataclasses.fields(rtl.GemmConfig)}
