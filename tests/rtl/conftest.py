@@ -18,12 +18,3 @@ def build_cache() -> Path | None:
     return Path(env) if env else None
 
 
-def verilator_available() -> bool:
-    try:
-        from hwforge.toolchain import activate_verilator
-
-        activate_verilator()
-        import cocotb_tools.runner  # noqa: F401
-    except Exception:
-        return False
-    return True

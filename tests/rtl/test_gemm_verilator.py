@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import verilator_available
 from gemm_cases import OS_CFG, WS_CFG, conv_net, mlp
 
 from hwforge.rtl.gemm import build_program, fold_cycles_formula, reference, rtl_compute_cycles
 from hwforge.rtl.gemm.sim import emit_verilog, simulate
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not verilator_available(), reason="Verilator/cocotb not installed")]
+pytestmark = [pytest.mark.slow]
 
 CFGS = {"os": OS_CFG, "ws": WS_CFG}
 
