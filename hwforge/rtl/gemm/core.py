@@ -18,6 +18,8 @@ fixed number of cycles; see `hwforge.rtl.gemm.cycles` for the formula it meets e
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -188,40 +190,40 @@ class GemmCore(wiring.Component):
                         m.d.sync += li.eq(0)
                         m.next = "BIAS_REQ"
 
+        @contextmanager
+        def read_word(name: str, addr):
+            """States NAME_REQ and NAME_WAIT: read one word at ``addr``; the body runs when it arrives."""
+            with m.State(f"{name}_REQ"):
+                m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1), mem.req.payload.addr.eq(addr)]
+                with m.If(mem.req.ready):
+                    m.next = f"{name}_WAIT"
+            with m.State(f"{name}_WAIT"):
+                m.d.comb += [self.busy.eq(1), mem.resp.ready.eq(1)]
+                with m.If(mem.resp.valid):
+                    yield mem.resp.payload
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [done.eq(0), layer.eq(0), desc_ptr.eq(1), self.compute_cycles.eq(0),
                                  self.folds.eq(0)]
                     m.next = "HDR_REQ"
-            with m.State("HDR_REQ"):
-                m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1), mem.req.payload.addr.eq(0)]
-                with m.If(mem.req.ready):
-                    m.next = "HDR_WAIT"
-            with m.State("HDR_WAIT"):
-                m.d.comb += [self.busy.eq(1), mem.resp.ready.eq(1)]
-                with m.If(mem.resp.valid):
-                    m.d.sync += [nlayers.eq(mem.resp.payload[:32]), dword.eq(0)]
-                    with m.If(mem.resp.payload[:32] == 0):
-                        m.next = "FINISH"
-                    with m.Else():
-                        m.next = "DESC_REQ"
-            with m.State("DESC_REQ"):
-                m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1), mem.req.payload.addr.eq(desc_ptr + dword)]
-                with m.If(mem.req.ready):
-                    m.next = "DESC_WAIT"
-            with m.State("DESC_WAIT"):
-                m.d.comb += [self.busy.eq(1), mem.resp.ready.eq(1)]
-                with m.If(mem.resp.valid):
-                    with m.Switch(dword):
-                        for i in range(DESC_WORDS):
-                            with m.Case(i):
-                                m.d.sync += desc[i].eq(mem.resp.payload[:32])
-                    m.d.sync += dword.eq(dword + 1)
-                    with m.If(dword == DESC_WORDS - 1):
-                        m.next = "LAYER_INIT"
-                    with m.Else():
-                        m.next = "DESC_REQ"
+            with read_word("HDR", 0) as word:
+                m.d.sync += [nlayers.eq(word[:32]), dword.eq(0)]
+                with m.If(word[:32] == 0):
+                    m.next = "FINISH"
+                with m.Else():
+                    m.next = "DESC_REQ"
+            with read_word("DESC", desc_ptr + dword) as word:
+                with m.Switch(dword):
+                    for i in range(DESC_WORDS):
+                        with m.Case(i):
+                            m.d.sync += desc[i].eq(word[:32])
+                m.d.sync += dword.eq(dword + 1)
+                with m.If(dword == DESC_WORDS - 1):
+                    m.next = "LAYER_INIT"
+                with m.Else():
+                    m.next = "DESC_REQ"
             with m.State("LAYER_INIT"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [m0.eq(0), n0.eq(0), k0.eq(0), cache_ok.eq(0)]
@@ -267,21 +269,14 @@ class GemmCore(wiring.Component):
                     m.next = "GATHER_REQ"
                 with m.Else():
                     m.next = "ELEM"
-            with m.State("GATHER_REQ"):
-                m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1),
-                             mem.req.payload.addr.eq(desc[F.GATHER] + row_g + lj)]
-                with m.If(mem.req.ready):
-                    m.next = "GATHER_WAIT"
-            with m.State("GATHER_WAIT"):
-                m.d.comb += [self.busy.eq(1), mem.resp.ready.eq(1)]
-                with m.If(mem.resp.valid):
-                    idx = mem.resp.payload[:32]
-                    with m.If(idx[31]):  # -1: zero padding
-                        m.d.comb += [st_en.eq(1), st_val.eq(0)]
-                        load_next_or_finish()
-                    with m.Else():
-                        m.d.sync += cur_e.eq(idx)
-                        m.next = "ELEM"
+            with read_word("GATHER", desc[F.GATHER] + row_g + lj) as word:
+                idx = word[:32]
+                with m.If(idx[31]):  # -1: zero padding
+                    m.d.comb += [st_en.eq(1), st_val.eq(0)]
+                    load_next_or_finish()
+                with m.Else():
+                    m.d.sync += cur_e.eq(idx)
+                    m.next = "ELEM"
             with m.State("ELEM"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(hit):
@@ -296,24 +291,17 @@ class GemmCore(wiring.Component):
                 with m.If(mem.resp.valid):
                     m.d.sync += [cache_data.eq(mem.resp.payload), cache_tag.eq(word_addr), cache_ok.eq(1)]
                     m.next = "ELEM"
-            with m.State("BIAS_REQ"):
-                m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1),
-                             mem.req.payload.addr.eq(desc[F.BIAS] + n0 + li)]
-                with m.If(mem.req.ready):
-                    m.next = "BIAS_WAIT"
-            with m.State("BIAS_WAIT"):
-                m.d.comb += [self.busy.eq(1), mem.resp.ready.eq(1)]
-                with m.If(mem.resp.valid):
-                    with m.Switch(li):
-                        for c in range(C):
-                            with m.Case(c):
-                                m.d.sync += bias[c].eq(mem.resp.payload[:32])
-                    m.d.sync += li.eq(li + 1)
-                    with m.If(li + 1 >= cols_v):
-                        m.d.sync += [t.eq(0), self.folds.eq(self.folds + 1)]
-                        m.next = "STREAM"
-                    with m.Else():
-                        m.next = "BIAS_REQ"
+            with read_word("BIAS", desc[F.BIAS] + n0 + li) as word:
+                with m.Switch(li):
+                    for c in range(C):
+                        with m.Case(c):
+                            m.d.sync += bias[c].eq(word[:32])
+                m.d.sync += li.eq(li + 1)
+                with m.If(li + 1 >= cols_v):
+                    m.d.sync += [t.eq(0), self.folds.eq(self.folds + 1)]
+                    m.next = "STREAM"
+                with m.Else():
+                    m.next = "BIAS_REQ"
             with m.State("STREAM"):
                 m.d.comb += self.busy.eq(1)
                 m.d.comb += arr.clear.eq(t == 0)
