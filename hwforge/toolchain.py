@@ -125,19 +125,6 @@ def yowasp_env(family: str) -> dict[str, str]:
     return {var: (which(tool) or tool) if tool != "true" else tool for var, tool in YOWASP_ENV.items()}
 
 
-def require(name: str) -> str:
-    """Path of the executable `name`, or a MissingToolError that says how to get it."""
-    for tool in tools(probe_versions=False):
-        if tool.name == name:
-            if tool.path is None:
-                raise MissingToolError(f"{name}: not found; {tool.install_hint}")
-            return tool.path
-    path = which(name)
-    if path is None:
-        raise MissingToolError(f"{name}: not found on PATH")
-    return path
-
-
 def tools(probe_versions: bool = True) -> list[Tool]:
     """Every tool hwforge can use, found or not (for `hwforge doctor`)."""
     found: list[Tool] = []

@@ -37,6 +37,8 @@ def test_verify_mlp_4x4_passes_with_counters(mlp_4x4: Path) -> None:
     compile_report = json.loads((mlp_4x4 / "reports" / "compile.json").read_text())
     weight_bytes = sum(layer["k"] * layer["n"] for layer in compile_report["layers"])
     assert result["bytes_read"] >= weight_bytes
+    # the array's own compute-cycle counter equals the fold formula the compile report predicts
+    assert result["compute_cycles"] == sum(layer["compute_cycles_expected"] for layer in compile_report["layers"])
     assert (mlp_4x4 / "reports" / "verify.json").exists()
 
 
@@ -111,3 +113,18 @@ def test_build_makes_an_ecp5_bitstream_with_resources(tmp_path: Path) -> None:
     assert (out / "reports" / "build.json").exists()
     shown = run_cli("report", str(out), "--json")
     assert shown.code == 0 and shown.json["reports"]["build"]["luts"] == report["luts"]
+
+
+def test_a_resealed_program_image_that_disagrees_with_the_ir_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "A"
+    compile_model("mlp-digits", "gemm", out, ["rows=2", "cols=2", "samples=1"])
+    hexfile = out / "mem" / "program.hex"
+    lines = hexfile.read_text().splitlines()
+    lines[20] = f"{int(lines[20], 16) ^ 1:08x}"  # one weight word
+    text = "\n".join(lines) + "\n"
+    hexfile.write_text(text)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"]["mem/program.hex"]["sha256"] = sha256_bytes(text.encode())
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    r = run_cli("verify", str(out), "--json")
+    assert r.code == 2 and "program.hex does not match" in r.json["error"]

@@ -10,7 +10,6 @@ build: put the accelerator and its memory image in on-chip RAM and run the open 
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,7 @@ import numpy as np
 
 from hwforge.compiler.artifact import load_npy
 from hwforge.compiler.targets.base import Target, register_target
-from hwforge.compiler.targets.gemm_lowering import (
-    GemmPlan,
-    gather_logical,
-    lower_graph,
-    quantize_input,
-)
+from hwforge.compiler.targets.gemm_lowering import gather_logical, hardware_layers, lower_graph, quantize_input
 from hwforge.errors import ConfigError, HwforgeError
 
 
@@ -37,11 +31,9 @@ def _rtl():
     return rtl
 
 
-def _to_rtl_layers(plan: GemmPlan) -> list:
-    rtl = _rtl()
-    return [rtl.GemmLayer(weight=layer.weight, bias=layer.bias, multiplier=layer.multiplier, shift=layer.shift,
-                          relu=layer.relu, out_bits=layer.out_bits, a_gather=layer.a_gather)
-            for layer in plan.layers]
+PROGRAM_HEX = "mem/program.hex"
+SIM_FIELDS = ("cycles", "bytes_read", "bytes_written", "busy_cycles", "stall_cycles", "compute_cycles", "folds",
+              "stall_prob", "latency")
 
 
 class GemmTarget(Target):
@@ -73,72 +65,84 @@ class GemmTarget(Target):
         rtl = _rtl()
         cfg = self.config(options)
         plan = lower_graph(graph)
-        layers = _to_rtl_layers(plan)
-        x_int = quantize_input(plan, inputs[plan.input_node])
-        program = rtl.build_program(cfg, layers, x_int.reshape(-1))
+        for lowered in plan.layers:
+            if lowered.acc_bits != cfg.acc_width:
+                raise InternalError(f"gemm: layer {lowered.node!r} accumulates in {lowered.acc_bits} bits but the "
+                                    f"array in {cfg.acc_width}; the quantize pass did not get acc_bits")
+        layers = hardware_layers(plan)
+        x_int = quantize_input(plan, inputs[plan.input_node]).reshape(-1)
+        program = rtl.build_program(cfg, layers, x_int)
 
         # The integer reference is the IR interpreter; the accelerator's own numpy model must agree with it,
         # otherwise the lowering (gathers, layouts) is wrong and verification would chase a phantom.
         values = interpret_all(graph, inputs)
-        hw_model = rtl.reference(cfg, layers, x_int.reshape(-1))
+        hw_model = rtl.reference(cfg, layers, x_int)
         for node, (index, phys) in plan.layer_values.items():
             ir_value = values[node].detach().numpy().astype(np.int64)
-            mine = gather_logical(hw_model, index, phys)
-            if not np.array_equal(ir_value, mine):
+            if not np.array_equal(ir_value, gather_logical(hw_model, index, phys)):
                 raise InternalError(f"gemm lowering: layer {node!r} of the accelerator model differs from the IR")
             writer.add_npy(f"expected/int/{node}.npy", ir_value)
 
         writer.add_text("rtl/gemm.v", rtl.emit_verilog(cfg))
         writer.add_text("rtl/gemm.il", rtl.emit_rtlil(cfg))
-        with tempfile.TemporaryDirectory() as tmp:
-            program.write_hex(Path(tmp) / "program.hex")
-            writer.add_bytes("mem/program.hex", (Path(tmp) / "program.hex").read_bytes())
+        writer.add_text(PROGRAM_HEX, program.hex_text())
         writer.add_text("tb/hwforge_tb.v", rtl.testbench_verilog(cfg))
         return {
             "config": dataclasses.asdict(cfg),
-            "program_words": int(len(program.words)),
-            "layers": [{"node": layer.node, "m": layer.m, "k": layer.k, "n": layer.n, "macs": layer.macs,
-                        "gather": layer.a_gather is not None, "relu": layer.relu,
-                        "fold_cycles_formula": rtl.fold_cycles_formula(cfg, layer.m, layer.k, layer.n)[1]}
-                       for layer in plan.layers],
-            "macs": int(sum(layer.macs for layer in plan.layers)),
+            "program_words": program.size,
+            "layers": [{"node": lowered.node, "m": lowered.m, "k": lowered.layer.k, "n": lowered.layer.n,
+                        "macs": lowered.macs, "gather": lowered.layer.a_gather is not None,
+                        "relu": lowered.layer.relu,
+                        "fold_cycles_formula": rtl.fold_cycles_formula(cfg, lowered.m, lowered.layer.k,
+                                                                       lowered.layer.n)[1],
+                        "compute_cycles_expected": rtl.rtl_compute_cycles(cfg, lowered.m, lowered.layer.k,
+                                                                          lowered.layer.n, lp.m_tile)[1]}
+                       for lowered, lp in zip(plan.layers, program.plans, strict=True)],
+            "macs": int(sum(lowered.macs for lowered in plan.layers)),
         }
 
     def _program(self, artifact_dir: Path, manifest: dict[str, Any],
                  inputs: dict[str, np.ndarray] | None = None):
-        """Rebuild the memory image from the artifact's IR and inputs (or new inputs of the same shape)."""
+        """The memory image for the artifact's IR and inputs (or new inputs of the same shape).
+
+        With the artifact's own inputs the rebuilt image must equal the shipped ``mem/program.hex``: what is
+        simulated or put on the FPGA is exactly what the artifact says.
+        """
         from hwforge.ir import load_graph
 
         rtl = _rtl()
         cfg = self.config(manifest["options"])
         plan = lower_graph(load_graph(artifact_dir))
-        if inputs is None:
+        shipped = inputs is None
+        if shipped:
             inputs = {name: load_npy(artifact_dir / "inputs" / f"{name}.npy") for name in manifest["inputs"]}
         x = np.asarray(inputs[plan.input_node])
         if tuple(x.shape) != plan.input_shape:
             raise ConfigError(f"input {plan.input_node!r}: shape {tuple(x.shape)} does not match the compiled "
                               f"shape {plan.input_shape}; recompile with the batch you want to run")
-        layers = _to_rtl_layers(plan)
+        layers = hardware_layers(plan)
         x_int = quantize_input(plan, x).reshape(-1)
-        return cfg, plan, layers, x_int, rtl.build_program(cfg, layers, x_int)
+        program = rtl.build_program(cfg, layers, x_int)
+        if shipped and program.hex_text() != (artifact_dir / PROGRAM_HEX).read_text():
+            raise ConfigError(f"{artifact_dir}: {PROGRAM_HEX} does not match the artifact's IR and inputs")
+        return cfg, plan, layers, x_int, program
 
     def _simulate(self, artifact_dir: Path, manifest: dict[str, Any], seed: int,
                   inputs: dict[str, np.ndarray] | None = None):
         rtl = _rtl()
         cfg, plan, layers, x_int, program = self._program(artifact_dir, manifest, inputs)
         verilog = (artifact_dir / "rtl" / "gemm.v").read_text()
-        sim = rtl.simulate(cfg, program, seed=seed, verilog=verilog)
-        return cfg, plan, rtl.reference(cfg, layers, x_int), sim
+        return cfg, plan, layers, x_int, rtl.simulate(cfg, program, seed=seed, verilog=verilog)
 
     def run(self, artifact_dir: Path, manifest: dict[str, Any], inputs: dict[str, np.ndarray],
             seed: int = 0) -> dict[str, np.ndarray]:
         """Run new inputs on the simulated accelerator; return the dequantised outputs."""
-        _, plan, _, sim = self._simulate(artifact_dir, manifest, seed, inputs)
+        _, plan, _, _, sim = self._simulate(artifact_dir, manifest, seed, inputs)
         return {name: (gather_logical(sim.outputs, index, phys) * scale).astype(np.float32)
                 for name, (index, phys, scale) in plan.outputs.items()}
 
     def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> dict[str, Any]:
-        cfg, plan, int_model, sim = self._simulate(artifact_dir, manifest, seed)
+        cfg, plan, hw_layers, x_int, sim = self._simulate(artifact_dir, manifest, seed)
 
         layers = []
         mismatches = 0
@@ -152,6 +156,7 @@ class GemmTarget(Target):
         outputs = {}
         labels_path = artifact_dir / "inputs" / "labels.npy"
         labels = load_npy(labels_path) if labels_path.exists() else None
+        int_model = _rtl().reference(cfg, hw_layers, x_int) if labels is not None else None
         for name, (index, phys, scale) in plan.outputs.items():
             hw = gather_logical(sim.outputs, index, phys).astype(np.float64) * scale
             ref = load_npy(artifact_dir / "expected" / f"{name}.npy").astype(np.float64)
@@ -170,7 +175,7 @@ class GemmTarget(Target):
             "seed": seed,
             "layers": layers,
             "outputs": outputs,
-            **{k: v for k, v in dataclasses.asdict(sim).items() if k not in ("outputs", "work_dir", "extra")},
+            **{name: getattr(sim, name) for name in SIM_FIELDS},
         }
 
     def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from hwforge.errors import UnsupportedOpError
 from hwforge.ir.quant import im2col, quantize_array
+from hwforge.rtl.gemm import GemmLayer
 
 if TYPE_CHECKING:
     from hwforge.ir import Graph
@@ -26,30 +27,16 @@ SUPPORTED_OPS = ("input", "constant", "quantize", "qlinear", "qconv2d", "flatten
 
 @dataclass
 class LoweredLayer:
-    """One GEMM on the array: ``out = requant(A @ weight.T + bias)`` with A gathered from the source."""
+    """One IR layer node as the accelerator runs it: the hardware `GemmLayer` plus where it came from."""
 
     node: str
-    weight: np.ndarray          # N x K
-    bias: np.ndarray            # N
-    multiplier: int
-    shift: int
-    relu: bool
-    out_bits: int
-    acc_bits: int
-    a_gather: np.ndarray | None  # M x K indices into the flattened source, -1 = zero; None = dense
-    m: int
-
-    @property
-    def k(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def n(self) -> int:
-        return int(self.weight.shape[0])
+    layer: GemmLayer
+    m: int          # rows of A (the gathered or dense source)
+    acc_bits: int   # the IR's accumulator width; must equal the array's, or the references disagree
 
     @property
     def macs(self) -> int:
-        return self.m * self.k * self.n
+        return self.m * self.layer.k * self.layer.n
 
 
 @dataclass
@@ -110,8 +97,7 @@ def lower_graph(graph: Graph) -> GemmPlan:
             weight = np.asarray(graph.constants[graph.node(node.inputs[1]).attrs["key"]])
             bias_node = node.inputs[2] if len(node.inputs) > 2 else None
             n_out = int(weight.shape[0])
-            bias = (np.asarray(graph.constants[graph.node(bias_node).attrs["key"]], dtype=np.int64)
-                    if bias_node else np.zeros(n_out, dtype=np.int64))
+            bias = graph.constants[graph.node(bias_node).attrs["key"]] if bias_node else None
             if op == "qlinear":
                 gather = val.phys.reshape(-1, val.phys.shape[-1])
                 out_shape = tuple(node.type.shape)
@@ -125,13 +111,12 @@ def lower_graph(graph: Graph) -> GemmPlan:
                 out_phys = np.arange(b * oh * ow * o, dtype=np.int64).reshape(b, oh, ow, o).transpose(0, 3, 1, 2)
                 weight2d = weight.reshape(n_out, -1)
             dense = np.array_equal(gather, np.arange(gather.size, dtype=np.int64).reshape(gather.shape))
-            layer = LoweredLayer(
-                node=node.name, weight=weight2d.astype(np.int64), bias=bias,
-                multiplier=int(node.attrs["multiplier"]), shift=int(node.attrs["shift"]),
+            hw_layer = GemmLayer(
+                weight=weight2d, bias=bias, multiplier=int(node.attrs["multiplier"]), shift=int(node.attrs["shift"]),
                 relu=bool(node.attrs.get("relu", False)), out_bits=int(node.attrs["out_bits"]),
-                acc_bits=int(node.attrs.get("acc_bits", 32)),
-                a_gather=None if dense else gather.astype(np.int32), m=int(gather.shape[0]))
-            plan.layers.append(layer)
+                a_gather=None if dense else gather)
+            plan.layers.append(LoweredLayer(node.name, hw_layer, int(gather.shape[0]),
+                                            int(node.attrs.get("acc_bits", 32))))
             values[node.name] = _Value(len(plan.layers) - 1, out_phys)
             plan.layer_values[node.name] = (len(plan.layers) - 1, out_phys)
         elif op == "dequantize":
@@ -153,6 +138,10 @@ def lower_graph(graph: Graph) -> GemmPlan:
 def quantize_input(plan: GemmPlan, x: np.ndarray) -> np.ndarray:
     """Host-side `quantize` of the network input, exactly as the IR's quantize op computes it."""
     return quantize_array(x, plan.input_scale, plan.input_bits)
+
+
+def hardware_layers(plan: GemmPlan) -> list[GemmLayer]:
+    return [lowered.layer for lowered in plan.layers]
 
 
 def gather_logical(layer_outputs: list[np.ndarray], layer: int, phys: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from hwforge.errors import ConfigError
-from hwforge.ir.quant import int_matmul, qrange, requantize
+from hwforge.ir.quant import qlinear_int, qrange
 from hwforge.rtl.gemm.config import GemmConfig, GemmLayer
 
 DESC_WORDS = 16
@@ -84,10 +84,13 @@ class Program:
         """``[lo, hi)`` word range holding every layer's output."""
         return self.out_lo, self.size
 
-    def write_hex(self, path: str | Path) -> None:
-        """Write the image for ``$readmemh``: one word per line, ``bus_width/4`` hex digits."""
+    def hex_text(self) -> str:
+        """The image as ``$readmemh`` text: one word per line, ``bus_width/4`` hex digits."""
         digits = self.cfg.bus_width // 4
-        Path(path).write_text("".join(f"{w:0{digits}x}\n" for w in self.words))
+        return "".join(f"{w:0{digits}x}\n" for w in self.words)
+
+    def write_hex(self, path: str | Path) -> None:
+        Path(path).write_text(self.hex_text())
 
     def read_outputs(self, dumped: list[int] | np.ndarray, base: int = 0) -> list[np.ndarray]:
         """Per-layer outputs (M x N int64) from memory words; ``dumped[0]`` is the word at address ``base``."""
@@ -242,8 +245,8 @@ def reference(cfg: GemmConfig, layers: list[GemmLayer], x: np.ndarray) -> list[n
             a = np.where(g < 0, 0, src[np.clip(g, 0, None)])
         else:
             a = src.reshape(m, k)
-        acc = int_matmul(a, layer.weight, layer.bias, cfg.acc_width)
-        y = requantize(acc, int(layer.multiplier), int(layer.shift), bool(layer.relu), cfg.width)
+        y = qlinear_int(a, layer.weight, layer.bias, int(layer.multiplier), int(layer.shift), bool(layer.relu),
+                        cfg.acc_width, cfg.width)
         outs.append(y)
         src = y.reshape(-1)
     return outs
