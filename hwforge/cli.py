@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from hwforge.errors import HwforgeError
+from hwforge.tables import metrics_table, records_table, rows_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 out = Console(highlight=False)
@@ -66,12 +66,7 @@ def _run(as_json: bool, body: Callable[[], dict[str, Any]], render: Callable[[di
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title)
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*[str(c) for c in row])
-    out.print(table)
+    out.print(rows_table(title, columns, rows))
 
 
 @app.command()
@@ -161,7 +156,7 @@ def compile_cmd(model: Annotated[str, typer.Argument(help="zoo name, file.py:fun
         out.print(f"wrote {r['artifact']} (target {r['target']})")
         layers = r["report"].get("layers", [])
         if layers:
-            _table("layers", list(layers[0]), [list(layer.values()) for layer in layers])
+            out.print(records_table("layers", layers))
 
     _run(as_json, body, render)
 
@@ -218,8 +213,7 @@ def build(artifact: Annotated[Path, typer.Argument(help="artifact directory")],
         write_report(artifact, "build", result)
         return result
 
-    _run(as_json, body, lambda r: _table("build", [k for k in r if not isinstance(r[k], dict)],
-                                         [[v for v in r.values() if not isinstance(v, dict)]]))
+    _run(as_json, body, lambda r: out.print(metrics_table("build", r)))
 
 
 @app.command()

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+
+from hwforge.tables import metrics_table
 
 DEMO_MODEL = "mlp-digits"
 DEMO_SETS = ["rows=4", "cols=4", "samples=all"]
@@ -52,24 +53,21 @@ def run_demo(artifact: Path, log: Console) -> dict[str, Any]:
 
 
 def render_demo(r: dict[str, Any], out: Console) -> None:
-    table = Table(title=f"hwforge demo: {r['model']} on a {r['config']['rows']}x{r['config']['cols']} "
-                        f"{r['config']['dataflow'].upper()} systolic array ({r['samples']} test images)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"  # noqa: E731
-    rows = [
-        ("float accuracy (PyTorch)", pct(r["accuracy_float"])),
-        ("int8 accuracy (integer reference)", pct(r["accuracy_int8"])),
-        ("hardware accuracy (Verilator)", pct(r["accuracy_hardware"])),
-        ("mismatches vs integer reference", str(r["mismatches"])),
-        ("cycles", f"{r['cycles']:,}"),
-        ("array compute cycles", f"{r['compute_cycles']:,}"),
-        ("MACs", f"{r['macs']:,}"),
-        ("bytes read", f"{r['bytes_read']:,}"),
-        ("bytes written", f"{r['bytes_written']:,}"),
-        ("wall time", f"{r['total_seconds']} s"),
-    ]
-    for key, value in rows:
-        table.add_row(key, value)
-    out.print(table)
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{100 * v:.2f} %"
+
+    title = (f"hwforge demo: {r['model']} on a {r['config']['rows']}x{r['config']['cols']} "
+             f"{r['config']['dataflow'].upper()} systolic array ({r['samples']} test images)")
+    out.print(metrics_table(title, {
+        "float accuracy (PyTorch)": pct(r["accuracy_float"]),
+        "int8 accuracy (integer reference)": pct(r["accuracy_int8"]),
+        "hardware accuracy (Verilator)": pct(r["accuracy_hardware"]),
+        "mismatches vs integer reference": r["mismatches"],
+        "cycles": f"{r['cycles']:,}",
+        "array compute cycles": f"{r['compute_cycles']:,}",
+        "MACs": f"{r['macs']:,}",
+        "bytes read": f"{r['bytes_read']:,}",
+        "bytes written": f"{r['bytes_written']:,}",
+        "wall time": f"{r['total_seconds']} s",
+    }))
     out.print("[green]PASSED[/green]" if r["passed"] else "[red]FAILED[/red]")

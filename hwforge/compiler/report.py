@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from hwforge.compiler.artifact import read_manifest
 from hwforge.errors import ConfigError
+from hwforge.tables import metrics_table, records_table
 
 
 def collect_report(artifact: Path, plot: Path | None = None) -> dict[str, Any]:
@@ -55,24 +55,11 @@ def _plot_layers(reports: dict[str, Any], plot: Path) -> Path:
 def render_report(r: dict[str, Any], out: Console) -> None:
     out.print(f"artifact {r['artifact']}: target {r['target']}, model {r['model']}")
     reports = r["reports"]
-    if "compile" in reports:
-        layers = reports["compile"].get("layers", [])
-        if layers:
-            table = Table(title="layers")
-            columns = ["node", *[c for c in layers[0] if c != "node"]]
-            for col in columns:
-                table.add_column(col)
-            for layer in layers:
-                table.add_row(*[str(layer[c]) for c in columns])
-            out.print(table)
+    layers = reports.get("compile", {}).get("layers", [])
+    if layers:
+        out.print(records_table("layers", layers))
     for name in ("verify", "build"):
-        if name not in reports:
+        if name in reports:
+            out.print(metrics_table(name, reports[name]))
+        else:
             out.print(f"no {name} report yet (run `hwforge {name} {r['artifact']}`)")
-            continue
-        flat = {k: v for k, v in reports[name].items() if not isinstance(v, dict | list)}
-        table = Table(title=name)
-        table.add_column("metric")
-        table.add_column("value", justify="right")
-        for key, value in flat.items():
-            table.add_row(key, str(value))
-        out.print(table)
