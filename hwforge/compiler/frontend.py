@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from hwforge.errors import ConfigError, UnsupportedOpError
-from hwforge.ir import Graph, TensorType
+from hwforge.ir import Graph, TensorType, graph_to_json
 from hwforge.ir.graph import Node
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
@@ -410,12 +410,19 @@ def _load_py(path: Path, func: str) -> LoadedModel:
         result = fn()
     except Exception as e:
         raise ConfigError(f"{path}:{func}() failed: {type(e).__name__}: {_one_line(e)}") from None
+    digest = hashlib.sha256(source).hexdigest()
+    ready = _ready_graph(path, func, result, digest)
+    if ready is not None:
+        return ready
     if (
         not isinstance(result, (tuple, list))
         or len(result) != 2
         or not isinstance(result[0], torch.nn.Module)
     ):
-        raise ConfigError(f"{path}:{func}() must return (torch.nn.Module, example_inputs), got {type(result).__name__}")
+        raise ConfigError(
+            f"{path}:{func}() must return (torch.nn.Module, example_inputs), (hwforge.ir.Graph, example_inputs) "
+            f"or a zoo model with a graph (e.g. hwforge.zoo.gcn_from_graph_file), got {type(result).__name__}"
+        )
     net, examples = result
     examples = (examples,) if isinstance(examples, (torch.Tensor, np.ndarray)) else tuple(examples)
     if not examples or not all(isinstance(x, (torch.Tensor, np.ndarray)) for x in examples):
@@ -423,7 +430,35 @@ def _load_py(path: Path, func: str) -> LoadedModel:
     examples = tuple(torch.as_tensor(x) for x in examples)
     graph = from_torch(net, examples, path.stem)
     inputs = _named_inputs(graph, examples)
-    return LoadedModel(path.stem, graph, net, inputs, dict(inputs), None, hashlib.sha256(source).hexdigest())
+    return LoadedModel(path.stem, graph, net, inputs, dict(inputs), None, digest)
+
+
+def _ready_graph(path: Path, func: str, result: Any, digest: str) -> LoadedModel | None:
+    """A user function may return a model already in the IR (GCNs: their structure is data, not code): a zoo
+    model whose ``graph`` is set, or ``(Graph, example_inputs)`` with examples a dict by input name or a
+    tuple in input order. None when ``result`` is neither (the torch path handles it)."""
+    from hwforge.zoo import ZooModel
+
+    if isinstance(result, ZooModel) and result.graph is not None:
+        result.graph.verify()
+        h = hashlib.sha256((digest + result.source_hash).encode()).hexdigest()
+        return LoadedModel(result.name, result.graph, None, dict(result.example_inputs), dict(result.calibration),
+                           result.test_set, h)
+    if not (isinstance(result, (tuple, list)) and len(result) == 2 and isinstance(result[0], Graph)):
+        return None
+    graph, examples = result
+    graph.verify()
+    if isinstance(examples, dict):
+        if sorted(examples) != sorted(graph.inputs):
+            raise ConfigError(f"{path}:{func}() examples are for {sorted(examples)}, the graph takes {graph.inputs}")
+        examples = tuple(examples[n] for n in graph.inputs)
+    examples = (examples,) if isinstance(examples, (torch.Tensor, np.ndarray)) else tuple(examples)
+    inputs = _named_inputs(graph, examples)
+    h = hashlib.sha256(digest.encode())  # the graph's content too: its data may come from files, not the source
+    h.update(graph_to_json(graph).encode())
+    for key in sorted(graph.constants):
+        h.update(np.ascontiguousarray(graph.constants[key]).tobytes())
+    return LoadedModel(graph.name, graph, None, inputs, dict(inputs), None, h.hexdigest())
 
 
 def _check_pt2_archive(path: Path) -> None:

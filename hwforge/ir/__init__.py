@@ -24,6 +24,7 @@ from hwforge.ir import ops_quant as _ops_quant  # noqa: F401
 from hwforge.ir.graph import Graph, Node
 from hwforge.ir.interpreter import interpret, interpret_all
 from hwforge.ir.ops import EvalContext, OpDef, get_op, infer_type, register_op, registered_ops
+from hwforge.ir.ops_graph import fixed_dtype, fixed_format  # (importing registers the graph ops)
 from hwforge.ir.printer import format_node, print_graph
 from hwforge.ir.serialize import SCHEMA, graph_from_json, graph_to_json, load_graph, save_graph
 from hwforge.ir.types import (
@@ -45,6 +46,8 @@ __all__ = [
     "OpDef",
     "TensorType",
     "dtype_bits",
+    "fixed_dtype",
+    "fixed_format",
     "format_node",
     "get_op",
     "graph_from_json",

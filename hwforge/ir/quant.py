@@ -172,3 +172,103 @@ def qconv2d_int(
     rows = im2col(x, kh, kw, stride, padding)
     y = qlinear_int(rows, np.asarray(w).reshape(o, -1), bias, multiplier, shift, relu, acc_bits, out_bits)
     return np.ascontiguousarray(y.reshape(n, oh, ow, o).transpose(0, 3, 1, 2))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fixed point (docs/CONTRACTS.md, "Graph convolution"): a raw integer v of a ``fixed(Qi.f)`` value means
+# v * 2**-f. Every fixed-point op accumulates in ``acc_bits`` (wrapping) and rescales with `requantize`
+# (multiplier 1, shift = fraction bits of the accumulator - fraction bits of the output), so the int8 path
+# and the fixed-point path share one rounding rule. Sums are taken in int64 and wrapped once at the end:
+# two's-complement addition is associative modulo 2**acc_bits, so this equals a register that wraps at every
+# step, whatever order the hardware adds in.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def to_fixed(x: np.ndarray, frac: int, bits: int) -> np.ndarray:
+    """Float -> raw fixed point: ``saturate(round_half_even(x * 2**frac), bits)`` (int64 out).
+
+    Scaling by a power of two is exact in float32 (barring overflow to inf, which saturates), so numpy and torch
+    agree bit for bit.
+    """
+    scaled = np.asarray(x, dtype=np.float32) * np.float32(2.0**frac)
+    lo, hi = qrange(bits)
+    return np.clip(np.round(scaled), lo, hi).astype(np.int64)
+
+
+def from_fixed(q: np.ndarray, frac: int) -> np.ndarray:
+    """Raw fixed point -> float32 (``q * 2**-frac``; exact for values of up to 24 significant bits)."""
+    return (np.asarray(q, dtype=np.float64) * 2.0**-frac).astype(np.float32)
+
+
+def fixed_shift(frac_acc: int, frac_out: int) -> int:
+    """Right shift that takes an accumulator with ``frac_acc`` fraction bits to ``frac_out`` (must be >= 0)."""
+    shift = frac_acc - frac_out
+    if not 0 <= shift <= MAX_SHIFT:
+        raise ValueError(f"output fraction bits {frac_out} need a shift of {shift}, outside 0..{MAX_SHIFT}")
+    return shift
+
+
+def qmatmul_fixed_int(
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, shift: int, relu: bool, acc_bits: int, out_bits: int
+) -> np.ndarray:
+    """Fixed-point ``x @ w.T + bias``: `int_matmul` then ``requantize(acc, 1, shift, relu, out_bits)``."""
+    return requantize(int_matmul(x, w, bias, acc_bits), 1, shift, relu, out_bits)
+
+
+def spmm_acc(
+    x: np.ndarray, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, chunk: int = 1 << 24
+) -> np.ndarray:
+    """Raw CSR SpMM accumulators ``acc[v] = sum_{e in row v} values[e] * x[indices[e]]`` in int64 (no wrap).
+
+    Segment sums are differences of a running sum; int64 overflow wraps modulo 2**64, which leaves the result
+    modulo 2**acc_bits (acc_bits <= 64) intact. Columns are processed in chunks of at most ``chunk`` products.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    indptr = np.asarray(indptr, dtype=np.int64)
+    indices = np.asarray(indices, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.int64)[:, None]
+    rows, feats = len(indptr) - 1, x.shape[1]
+    out = np.empty((rows, feats), dtype=np.int64)
+    step = max(1, chunk // max(1, len(indices)))
+    with np.errstate(over="ignore"):
+        for c0 in range(0, feats, step):
+            prod = vals * x[indices, c0 : c0 + step]
+            csum = np.zeros((len(indices) + 1, prod.shape[1]), dtype=np.int64)
+            np.cumsum(prod, axis=0, out=csum[1:])
+            out[:, c0 : c0 + step] = csum[indptr[1:]] - csum[indptr[:-1]]
+    return out
+
+
+def qspmm_int(
+    x: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    bias: np.ndarray | None,
+    shift: int,
+    relu: bool,
+    acc_bits: int,
+    out_bits: int,
+) -> np.ndarray:
+    """The ``qspmm`` op: CSR aggregation, plus bias (at the accumulator's fraction bits), wrapped to
+    ``acc_bits``, then ``requantize(acc, 1, shift, relu, out_bits)`` (int64 in and out)."""
+    acc = spmm_acc(x, indptr, indices, values)
+    if bias is not None:
+        with np.errstate(over="ignore"):
+            acc = acc + np.asarray(bias, dtype=np.int64)[None, :]
+    return requantize(wrap(acc, acc_bits), 1, shift, relu, out_bits)
+
+
+def qaffine_int(
+    x: np.ndarray, scale: np.ndarray, shift_add: np.ndarray, shift: int, relu: bool, acc_bits: int, out_bits: int
+) -> np.ndarray:
+    """The ``qaffine`` op (folded BatchNorm): ``x * scale[c] + shift_add[c]`` per channel (last axis), wrapped
+    to ``acc_bits``, then requantised; ``shift_add`` carries the product's fraction bits."""
+    acc = np.asarray(x, dtype=np.int64) * np.asarray(scale, dtype=np.int64) + np.asarray(shift_add, dtype=np.int64)
+    return requantize(wrap(acc, acc_bits), 1, shift, relu, out_bits)
+
+
+def qadd_sat_int(a: np.ndarray, b: np.ndarray, relu: bool, out_bits: int) -> np.ndarray:
+    """The ``qadd_fixed`` op: operands in the same format, exact sum, optional ReLU, saturate to ``out_bits``."""
+    s = np.asarray(a, dtype=np.int64) + np.asarray(b, dtype=np.int64)
+    return saturate(np.maximum(s, 0) if relu else s, out_bits)

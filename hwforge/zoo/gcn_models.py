@@ -1,0 +1,110 @@
+"""The zoo's graph models and `gcn_from_graph_file` for user graphs.
+
+``gcn-karate`` is trained (semi-supervised, as in Kipf & Welling's karate demo: identity features, 4 labelled
+members per club, 2 classes = the club split) by ``python -m hwforge.zoo.gcn_train`` and ships as
+``weights/gcn-karate.npz``; every other model uses seeded random weights, because the synthetic graphs carry
+no labels to learn (they exist for hardware sizing and verification).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hwforge.errors import ConfigError
+from hwforge.graphs import PRESETS, GraphData, karate_club, load_graph_file, preset_graph, synthetic_features
+from hwforge.zoo.digits_models import weights_path
+from hwforge.zoo.gcn import gcn_graph, resgcn_graph
+from hwforge.zoo.registry import ZooModel, entry, register, sha256_of
+
+KARATE_HIDDEN = 16
+KARATE_TRAIN_PER_CLASS = 4
+_SOURCES = [Path(__file__), Path(__file__).with_name("gcn.py"),
+            Path(__file__).parents[1] / "graphs" / "data.py"]
+
+
+def _source_hash(*extra: bytes) -> str:
+    return sha256_of(*(p.read_bytes() for p in _SOURCES), *extra)
+
+
+def _model(name: str, description: str, graph, data: GraphData, features: np.ndarray,
+           test_set: tuple[np.ndarray, np.ndarray] | None = None, extra_hash: bytes = b"", **extra) -> ZooModel:
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    description = description or entry(name).description
+    return ZooModel(name=name, description=description, module=None, example_inputs={"x": x},
+                    calibration={"x": x}, test_set=test_set, source_hash=_source_hash(name.encode(), extra_hash),
+                    graph=graph, extra={"graph_data": data, **extra})
+
+
+# ------------------------------------------------------------------------------------------------- karate
+def karate_train_mask(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Seeded choice of KARATE_TRAIN_PER_CLASS labelled nodes per class (boolean mask)."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(labels.shape[0], dtype=bool)
+    for c in np.unique(labels):
+        mask[rng.choice(np.flatnonzero(labels == c), KARATE_TRAIN_PER_CLASS, replace=False)] = True
+    return mask
+
+
+@register("gcn-karate", "2-layer GCN (34-16-2, trained) on Zachary's karate club, identity features")
+def load_gcn_karate() -> ZooModel:
+    path = weights_path("gcn-karate")
+    try:
+        blob = path.read_bytes()
+        with np.load(path, allow_pickle=False) as z:
+            w = {k: np.array(z[k]) for k in z.files}
+    except (OSError, ValueError) as e:
+        hint = "run python -m hwforge.zoo.gcn_train"
+        raise ConfigError(f"zoo weights {path} missing or unreadable ({e}); {hint}") from None
+    g = karate_club()
+    x = np.eye(g.num_nodes, dtype=np.float32)
+    weights = [(w["conv1.weight"], w["conv1.bias"]), (w["conv2.weight"], w["conv2.bias"])]
+    graph = gcn_graph(g, x, KARATE_HIDDEN, 2, weights=weights, name="gcn-karate")
+    return _model("gcn-karate", "", graph, g, x, (x, g.labels.copy()), blob,
+                  train_mask=karate_train_mask(g.labels))
+
+
+@register("resgcn-karate-d8", "ResGCN, 8 residual blocks, hidden 16, on karate club (seeded weights)")
+def load_resgcn_karate() -> ZooModel:
+    g = karate_club()
+    x = synthetic_features(g.num_nodes, 16, 0)
+    return _model("resgcn-karate-d8", "", resgcn_graph(g, x, 8, 16, 2, name="resgcn-karate-d8"), g, x)
+
+
+# ---------------------------------------------------------------------------------------------- synthetic
+def _preset_gcn(name: str, preset: str) -> ZooModel:
+    g, x = preset_graph(preset)
+    return _model(name, "", gcn_graph(g, x, 16, PRESETS[preset].classes, name=name), g, x)
+
+
+for _name, _preset, _what in (
+    ("gcn-cora-like", "cora-like", "Cora-sized synthetic graph (2,708 nodes, 10,556 edges, 1,433 features)"),
+    ("gcn-pubmed-like", "pubmed-like", "Pubmed-sized synthetic graph (19,717 nodes, 88,648 edges, 500 features)"),
+    ("gcn-syn500", "syn500", "500-node synthetic graph (4,000 edges, 32 features)"),
+):
+    register(_name, f"2-layer GCN (hidden 16, seeded weights) on a {_what}")(
+        lambda n=_name, p=_preset: _preset_gcn(n, p))
+
+
+@register("resgcn-syn500-d8", "ResGCN, 8 residual blocks, hidden 16, on the 500-node synthetic graph (seeded)")
+def load_resgcn_syn500() -> ZooModel:
+    g, x = preset_graph("syn500")
+    return _model("resgcn-syn500-d8", "", resgcn_graph(g, x, 8, 16, 4, name="resgcn-syn500-d8"), g, x)
+
+
+# ------------------------------------------------------------------------------------------- user graphs
+def gcn_from_graph_file(path: str | Path, hidden: int = 16, layers: int = 2, seed: int = 0, features: int = 16,
+                        classes: int = 4, symmetrize: bool = False, depth: int | None = None) -> ZooModel:
+    """A GCN (or, with ``depth``, a ResGCN of that many blocks) with seeded weights and seeded features of
+    width ``features`` over the graph in ``path`` (see `hwforge.graphs.load_graph_file`).
+
+    Return it from a user file's function to compile it: ``hwforge compile my_model.py:build --target snf``.
+    """
+    g = load_graph_file(path, symmetrize=symmetrize)
+    x = synthetic_features(g.num_nodes, features, seed)
+    name = f"gcn-{g.name}" if depth is None else f"resgcn-{g.name}-d{depth}"
+    graph = (gcn_graph(g, x, hidden, classes, layers, seed, name=name) if depth is None
+             else resgcn_graph(g, x, depth, hidden, classes, seed, name=name))
+    params = repr((hidden, layers, seed, features, classes, symmetrize, depth)).encode()
+    return _model(name, f"GCN over {path}", graph, g, x, None, Path(path).read_bytes() + params)
