@@ -10,6 +10,10 @@ It sits between an initiator and the memory, changes nothing about the transfers
 
 Reads may be pipelined by the initiator; outstanding reads are tracked with a counter, since responses come
 back in request order.
+
+Optionally (``classes=("topology", "features", ...)``) the port also splits the byte count by traffic class:
+the initiator drives ``req_class`` (index into ``classes``) beside each request, and ``class_bytes[i]`` counts
+read plus written bytes of class ``i``. Without ``classes`` the component (and its Verilog) is unchanged.
 """
 
 from __future__ import annotations
@@ -25,12 +29,18 @@ class CountingMemPort(wiring.Component):
     """``up`` (from the initiator) is forwarded to ``down`` (to memory); traffic counters on the side."""
 
     def __init__(self, addr_width: int = 32, data_width: int = 32, counter_width: int = 32,
-                 max_outstanding: int = 256):
+                 max_outstanding: int = 256, classes: tuple[str, ...] = ()):
+        self.classes = tuple(classes)
         self.addr_width = addr_width
         self.data_width = data_width
         self.max_outstanding = max_outstanding
         sig = MemPortSignature(addr_width, data_width)
+        extra = {}
+        if self.classes:
+            extra = {"req_class": In(range(max(2, len(self.classes)))),
+                     "class_bytes": Out(unsigned(counter_width)).array(len(self.classes))}
         super().__init__({
+            **extra,
             "up": In(sig),
             "down": Out(sig),
             "enable": In(1), "clear": In(1),
@@ -70,4 +80,9 @@ class CountingMemPort(wiring.Component):
                 m.d.sync += self.busy_cycles.eq(self.busy_cycles + 1)
             with m.If(busy & ~req_fire & ~resp_fire):
                 m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
+        for i in range(len(self.classes)):
+            with m.If(self.clear):
+                m.d.sync += self.class_bytes[i].eq(0)
+            with m.Elif(self.enable & req_fire & (self.req_class == i)):
+                m.d.sync += self.class_bytes[i].eq(self.class_bytes[i] + nbytes)
         return m

@@ -1,0 +1,150 @@
+"""Emit the snf accelerator's Verilog and run programs on it under Verilator (cocotb), like the gemm target.
+
+Verilog depends only on the hardware fields of `SnfConfig` (`SnfConfig.hw_key`) and the fault, so programs
+of every policy share one build. Text is memoised on disk keyed by those fields and a hash of the RTL sources.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from tempfile import mkdtemp
+
+import numpy as np
+
+from hwforge.errors import ConfigError, VerificationError
+from hwforge.rtl.gcn.config import SnfConfig, hardware_config
+from hwforge.rtl.gcn.program import Program
+from hwforge.rtl.gcn.top import COUNTERS, SnfAccelerator, check_fault
+from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, cache_root, render_mem_tb, run_mem_tb
+
+TOP_NAME = "snf_accel"
+_RTL_ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def _generator_hash() -> str:
+    import amaranth
+
+    h = hashlib.sha256(amaranth.__version__.encode())
+    for p in sorted(_RTL_ROOT.rglob("*.py")):
+        h.update(str(p.relative_to(_RTL_ROOT)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def _key(hw: tuple, fault: str | None, kind: str) -> str:
+    text = json.dumps([list(hw), fault, kind, _generator_hash()], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@functools.cache
+def _emit(hw: tuple, fault: str | None, kind: str) -> str:
+    cache = cache_root() / "emit"
+    path = cache / f"snf_{_key(hw, fault, kind)}.{kind}"
+    if path.exists():
+        return path.read_text()
+    top = SnfAccelerator(hardware_config(dict(hw)), fault)
+    if kind == "v":
+        from amaranth.back import verilog
+        text = verilog.convert(top, name=TOP_NAME, emit_src=False)
+    else:
+        from amaranth.back import rtlil
+        text = rtlil.convert(top, name=TOP_NAME, emit_src=False)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{id(text)}")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return text
+
+
+def _hw(cfg: SnfConfig) -> tuple:
+    return tuple(sorted(cfg.hw_key().items()))
+
+
+def emit_verilog(cfg: SnfConfig, fault: str | None = None) -> str:
+    """Verilog of `SnfAccelerator` (module ``snf_accel``); ``fault`` selects a deliberately broken variant."""
+    check_fault(fault)
+    return _emit(_hw(cfg), fault, "v")
+
+
+def emit_rtlil(cfg: SnfConfig, fault: str | None = None) -> str:
+    check_fault(fault)
+    return _emit(_hw(cfg), fault, "il")
+
+
+def testbench_verilog(cfg: SnfConfig) -> str:
+    return render_mem_tb(TOP_NAME, list(COUNTERS), cfg.bus_width)
+
+
+@dataclass
+class SimResult:
+    """Outputs, the hardware counters (``counters``: name -> value), the round log and run settings."""
+
+    outputs: np.ndarray
+    counters: dict
+    log: list
+    seed: int
+    stall_prob: float
+    latency: int
+    work_dir: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def cycles(self) -> int:
+        return int(self.counters["cycles"])
+
+    @property
+    def hit_rate(self) -> float:
+        h, mi = self.counters["cache_hits"], self.counters["cache_misses"]
+        return h / (h + mi) if h + mi else 0.0
+
+    def bytes_by_class(self) -> dict:
+        return {k[len("bytes_"):]: v for k, v in self.counters.items()
+                if k.startswith("bytes_") and k not in ("bytes_read", "bytes_written")}
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["outputs"] = self.outputs.tolist()
+        d["hit_rate"] = self.hit_rate
+        return d
+
+
+def simulate(cfg: SnfConfig, program: Program, *, seed: int = 0, stall_prob: float = 0.2, latency: int = 3,
+             cache_dir: str | Path | None = None, work_dir: str | Path | None = None,
+             verilog: str | None = None, timeout_cycles: int = 50_000_000) -> SimResult:
+    """Run ``program`` on the Verilator model of ``cfg``'s hardware (or the given ``verilog``).
+
+    ``seed``, ``stall_prob`` and ``latency`` are plusargs (no rebuild). Raises `VerificationError` on a
+    timeout or an out-of-range access; output mismatches are for the caller to judge against `reference`.
+    """
+    if program.cfg.hw_key() != cfg.hw_key():
+        raise ConfigError("snf: the program was built for different hardware")
+    if program.size > DEFAULT_DEPTH:
+        raise ConfigError(f"snf: program of {program.size} words exceeds the simulated memory ({DEFAULT_DEPTH})")
+    if not 0.0 <= stall_prob < 1.0:
+        raise ConfigError(f"snf: stall_prob must be in [0, 1), got {stall_prob}")
+    if verilog is None:
+        verilog = emit_verilog(cfg)
+    build_dir = build({f"{TOP_NAME}.v": verilog, "hwforge_tb.v": testbench_verilog(cfg)},
+                      Path(cache_dir) if cache_dir else None)
+    work = Path(work_dir) if work_dir else Path(mkdtemp(prefix="hwforge_snf_"))
+    work.mkdir(parents=True, exist_ok=True)
+    program.write_hex(work / "program.hex")
+    lo, hi = program.output_range()
+    run = run_mem_tb(build_dir, work / "program.hex", list(COUNTERS), dump_range=(lo, hi), seed=seed,
+                     stall_prob=stall_prob, latency=latency, timeout_cycles=timeout_cycles, work_dir=work)
+    r = run.result
+    if r.get("timed_out") or r.get("mem_error"):
+        what = "timed out" if r.get("timed_out") else "accessed memory out of range"
+        raise VerificationError(f"snf simulation {what} (see {work})")
+    outputs = program.read_outputs(run.dump, base=lo)
+    log = program.read_log(run.dump, base=lo)
+    if work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return SimResult(outputs=outputs, counters={c: int(r[c]) for c in COUNTERS}, log=log, seed=seed,
+                     stall_prob=stall_prob, latency=latency, work_dir=str(work) if work_dir is not None else "")
