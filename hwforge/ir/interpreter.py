@@ -5,13 +5,13 @@ bit-exact comparison of integer graphs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 
 from hwforge.errors import ConfigError, IRError
-from hwforge.ir.graph import Graph
+from hwforge.ir.graph import Graph, Node
 from hwforge.ir.ops import EvalContext, get_op
 from hwforge.ir.types import storage_torch_dtype
 
@@ -36,17 +36,28 @@ def _feeds(graph: Graph, inputs: Mapping[str, np.ndarray | torch.Tensor]) -> dic
     return feeds
 
 
-def interpret_all(graph: Graph, inputs: Mapping[str, np.ndarray | torch.Tensor]) -> dict[str, torch.Tensor]:
+Offload = Callable[[Node, list[torch.Tensor]], torch.Tensor]
+
+
+def interpret_all(graph: Graph, inputs: Mapping[str, np.ndarray | torch.Tensor],
+                  offload: Mapping[str, Offload] | None = None) -> dict[str, torch.Tensor]:
     """Value of every node (keyed by node name) for the given graph inputs.
 
-    The leading (batch) dimension of the inputs may differ from the traced one.
+    The leading (batch) dimension of the inputs may differ from the traced one. ``offload`` maps an op name to
+    a function that computes that op's nodes instead of the reference (for example on simulated hardware),
+    so a target can run part of a graph on its device and the rest in PyTorch, in one pass over the graph.
     """
     ctx = EvalContext(graph, _feeds(graph, inputs))
     values: dict[str, torch.Tensor] = {}
+    offload = offload or {}
     with torch.no_grad():
         for node in graph.nodes():
+            args = [values[i] for i in node.inputs]
+            if node.op in offload:
+                values[node.name] = offload[node.op](node, args)
+                continue
             try:
-                values[node.name] = get_op(node.op).reference(node, [values[i] for i in node.inputs], ctx)
+                values[node.name] = get_op(node.op).reference(node, args, ctx)
             except (ValueError, RuntimeError) as e:
                 msg = " ".join(str(e).split())
                 raise IRError(f"node '{node.name}' ({node.op}): evaluation failed: {msg}") from None

@@ -14,7 +14,8 @@ def test_targets_json_lists_gemm_ready() -> None:
     assert r.code == 0
     by_name = {t["name"]: t for t in r.json["targets"]}
     assert by_name["gemm"]["status"] == "ready"
-    assert by_name["snf"]["status"] == "planned"
+    assert by_name["snf"]["status"] == "ready"
+    assert by_name["sgcn"]["status"] == "planned"
 
 
 def test_zoo_lists_digits_models() -> None:
