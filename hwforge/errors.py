@@ -29,6 +29,12 @@ class IRError(HwforgeError):
     """A graph failed verification; the message names the node and op."""
 
 
+class InternalError(HwforgeError):
+    """An internal consistency check failed: a bug in hwforge, not in the user's input."""
+
+    exit_code = 3
+
+
 class VerificationError(HwforgeError):
     """Hardware output differs from the PyTorch reference."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from hwforge.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,6 +67,21 @@ class PlannedTarget(Target):
 
     def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
         raise ConfigError(f"target {self.name!r} is planned (issue {self.issue}) and cannot compile yet")
+
+
+def output_metrics(hardware: np.ndarray, reference: np.ndarray, labels: np.ndarray | None = None,
+                   int_reference: np.ndarray | None = None) -> dict[str, float]:
+    """Error of a hardware output against float PyTorch, and argmax accuracies when labels are known."""
+    hw = np.asarray(hardware, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    metrics = {"max_abs_error_vs_float": float(np.max(np.abs(hw - ref))),
+               "mean_abs_error_vs_float": float(np.mean(np.abs(hw - ref)))}
+    if labels is not None and hw.ndim == 2 and len(labels) == len(hw):
+        metrics["accuracy_float"] = float(np.mean(ref.argmax(1) == labels))
+        if int_reference is not None:
+            metrics["accuracy_int_reference"] = float(np.mean(np.asarray(int_reference).argmax(1) == labels))
+        metrics["accuracy_hardware"] = float(np.mean(hw.argmax(1) == labels))
+    return metrics
 
 
 _TARGETS: dict[str, Target] = {}

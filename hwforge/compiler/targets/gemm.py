@@ -16,13 +16,9 @@ from typing import Any
 import numpy as np
 
 from hwforge.compiler.artifact import load_npy
-from hwforge.compiler.targets.base import Target, register_target
+from hwforge.compiler.targets.base import Target, output_metrics, register_target
 from hwforge.compiler.targets.gemm_lowering import gather_logical, hardware_layers, lower_graph, quantize_input
-from hwforge.errors import ConfigError, HwforgeError
-
-
-class InternalError(HwforgeError):
-    exit_code = 3
+from hwforge.errors import ConfigError, InternalError
 
 
 def _rtl():
@@ -158,16 +154,9 @@ class GemmTarget(Target):
         labels = load_npy(labels_path) if labels_path.exists() else None
         int_model = _rtl().reference(cfg, hw_layers, x_int) if labels is not None else None
         for name, (index, phys, scale) in plan.outputs.items():
-            hw = gather_logical(sim.outputs, index, phys).astype(np.float64) * scale
-            ref = load_npy(artifact_dir / "expected" / f"{name}.npy").astype(np.float64)
-            entry: dict[str, Any] = {"max_abs_error_vs_float": float(np.max(np.abs(hw - ref))),
-                                     "mean_abs_error_vs_float": float(np.mean(np.abs(hw - ref)))}
-            if labels is not None and hw.ndim == 2:
-                entry["accuracy_float"] = float(np.mean(ref.argmax(1) == labels))
-                q = gather_logical(int_model, index, phys).astype(np.float64) * scale
-                entry["accuracy_int_reference"] = float(np.mean(q.argmax(1) == labels))
-                entry["accuracy_hardware"] = float(np.mean(hw.argmax(1) == labels))
-            outputs[name] = entry
+            outputs[name] = output_metrics(
+                gather_logical(sim.outputs, index, phys) * scale, load_npy(artifact_dir / "expected" / f"{name}.npy"),
+                labels, None if int_model is None else gather_logical(int_model, index, phys) * scale)
 
         return {
             "passed": mismatches == 0,

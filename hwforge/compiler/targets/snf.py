@@ -21,13 +21,8 @@ import numpy as np
 import torch
 
 from hwforge.compiler.artifact import load_npy
-from hwforge.compiler.targets.base import Target, register_target
-from hwforge.errors import ConfigError, HwforgeError
-
-
-class InternalError(HwforgeError):
-    exit_code = 3
-
+from hwforge.compiler.targets.base import Target, output_metrics, register_target
+from hwforge.errors import ConfigError, InternalError
 
 FEATURE_BITS = 16  # the fixed_point pass's default Q8.8 features; edge values are Q2.14 (also 16 bits)
 SIM_COUNTERS = ("cycles", "cache_hits", "cache_misses", "bytes_read", "bytes_written")
@@ -158,14 +153,8 @@ class SnfTarget(Target):
         labels_path = artifact_dir / "expected" / "labels.npy"
         labels = load_npy(labels_path) if labels_path.exists() else None
         for name in graph.outputs:
-            hw = values[name].numpy().astype(np.float64)
-            ref = load_npy(artifact_dir / "expected" / f"{name}.npy").astype(np.float64)
-            entry: dict[str, Any] = {"max_abs_error_vs_float": float(np.max(np.abs(hw - ref))),
-                                     "mean_abs_error_vs_float": float(np.mean(np.abs(hw - ref)))}
-            if labels is not None and hw.ndim == 2 and len(labels) == len(hw):
-                entry["accuracy_float"] = float(np.mean(ref.argmax(1) == labels))
-                entry["accuracy_hardware"] = float(np.mean(hw.argmax(1) == labels))
-            outputs[name] = entry
+            outputs[name] = output_metrics(values[name].numpy(), load_npy(artifact_dir / "expected" / f"{name}.npy"),
+                                           labels)
         totals = {k: sum(layer[k] for layer in layers) for k in SIM_COUNTERS}
         by_class: dict[str, int] = {}
         for layer in layers:
