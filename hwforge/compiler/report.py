@@ -29,7 +29,7 @@ def collect_report(artifact: Path, plot: Path | None = None) -> dict[str, Any]:
 
 
 def _plot_layers(reports: dict[str, Any], plot: Path) -> Path:
-    """A PNG of MACs and formula compute cycles per layer (matplotlib is optional)."""
+    """A PNG of cycles per layer: measured ones if a verify report has them, else the predicted compute cycles."""
     try:
         import matplotlib
 
@@ -37,14 +37,18 @@ def _plot_layers(reports: dict[str, Any], plot: Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError:
         raise ConfigError("--plot needs matplotlib; install it with `pip install matplotlib`") from None
-    layers = reports.get("compile", {}).get("layers", [])
-    if not layers:
-        raise ConfigError("--plot: the artifact's compile report has no layers to plot")
+    measured = [layer for layer in reports.get("verify", {}).get("layers", []) if "cycles" in layer]
+    predicted = [layer for layer in reports.get("compile", {}).get("layers", []) if "compute_cycles_expected" in layer]
+    if measured:
+        layers, key, label = measured, "cycles", "cycles measured on Verilator"
+    elif predicted:
+        layers, key, label = predicted, "compute_cycles_expected", "array compute cycles (fold formula)"
+    else:
+        raise ConfigError("--plot: no per-layer cycles recorded yet; run `hwforge verify` first")
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    names = [layer["node"] for layer in layers]
-    ax.bar(names, [layer["fold_cycles_formula"] for layer in layers], label="compute cycles (fold formula)")
+    ax.bar([layer["node"] for layer in layers], [layer[key] for layer in layers], label=label)
     ax.set_ylabel("cycles")
-    ax.set_title("per-layer compute cycles")
+    ax.set_title("cycles per layer")
     ax.legend()
     fig.tight_layout()
     fig.savefig(plot, dpi=100, metadata={"Software": None})
