@@ -7,9 +7,6 @@ of every policy share one build. Text is memoised on disk keyed by those fields 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,48 +15,18 @@ from tempfile import mkdtemp
 import numpy as np
 
 from hwforge.errors import ConfigError, VerificationError
+from hwforge.rtl.emit import convert_cached
 from hwforge.rtl.gcn.config import SnfConfig, hardware_config
 from hwforge.rtl.gcn.program import Program
 from hwforge.rtl.gcn.top import COUNTERS, SnfAccelerator, check_fault
-from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, cache_root, render_mem_tb, run_mem_tb
+from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, render_mem_tb, run_mem_tb
 
 TOP_NAME = "snf_accel"
-_RTL_ROOT = Path(__file__).resolve().parent.parent
 
 
-@functools.cache
-def _generator_hash() -> str:
-    import amaranth
-
-    h = hashlib.sha256(amaranth.__version__.encode())
-    for p in sorted(_RTL_ROOT.rglob("*.py")):
-        h.update(str(p.relative_to(_RTL_ROOT)).encode() + p.read_bytes())
-    return h.hexdigest()
-
-
-def _key(hw: tuple, fault: str | None, kind: str) -> str:
-    text = json.dumps([list(hw), fault, kind, _generator_hash()], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-@functools.cache
 def _emit(hw: tuple, fault: str | None, kind: str) -> str:
-    cache = cache_root() / "emit"
-    path = cache / f"snf_{_key(hw, fault, kind)}.{kind}"
-    if path.exists():
-        return path.read_text()
-    top = SnfAccelerator(hardware_config(dict(hw)), fault)
-    if kind == "v":
-        from amaranth.back import verilog
-        text = verilog.convert(top, name=TOP_NAME, emit_src=False)
-    else:
-        from amaranth.back import rtlil
-        text = rtlil.convert(top, name=TOP_NAME, emit_src=False)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{id(text)}")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return text
+    return convert_cached(lambda: SnfAccelerator(hardware_config(dict(hw)), fault), TOP_NAME,
+                          [[list(pair) for pair in hw], fault], kind)
 
 
 def _hw(cfg: SnfConfig) -> tuple:

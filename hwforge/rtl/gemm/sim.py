@@ -8,58 +8,24 @@ generator sources, so a test session or a CLI call pays for it once.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hwforge.errors import ConfigError
+from hwforge.rtl.emit import convert_cached
 from hwforge.rtl.gemm.config import GemmConfig
 from hwforge.rtl.gemm.core import check_fault
 from hwforge.rtl.gemm.program import Program
 from hwforge.rtl.gemm.top import COUNTERS, GemmAccelerator
-from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, cache_root, render_mem_tb, run_mem_tb
+from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, render_mem_tb, run_mem_tb
 
 TOP_NAME = "gemm_accel"
-_RTL_ROOT = Path(__file__).resolve().parent.parent
 
 
-@functools.cache
-def _generator_hash() -> str:
-    import amaranth
-
-    h = hashlib.sha256(amaranth.__version__.encode())
-    for p in sorted(_RTL_ROOT.rglob("*.py")):
-        h.update(str(p.relative_to(_RTL_ROOT)).encode() + p.read_bytes())
-    return h.hexdigest()
-
-
-def _key(cfg: GemmConfig, fault: str | None, kind: str) -> str:
-    text = json.dumps([dataclasses.asdict(cfg), fault, kind, _generator_hash()], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-@functools.cache
 def _emit(cfg: GemmConfig, fault: str | None, kind: str) -> str:
-    cache = cache_root() / "emit"
-    path = cache / f"{_key(cfg, fault, kind)}.{kind}"
-    if path.exists():
-        return path.read_text()
-    top = GemmAccelerator(cfg, fault)
-    if kind == "v":
-        from amaranth.back import verilog
-        text = verilog.convert(top, name=TOP_NAME, emit_src=False)
-    else:
-        from amaranth.back import rtlil
-        text = rtlil.convert(top, name=TOP_NAME, emit_src=False)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{id(text)}")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return text
+    return convert_cached(lambda: GemmAccelerator(cfg, fault), TOP_NAME, [dataclasses.asdict(cfg), fault], kind)
 
 
 def emit_verilog(cfg: GemmConfig, fault: str | None = None) -> str:
