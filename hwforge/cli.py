@@ -88,10 +88,16 @@ def zoo(as_json: JsonFlag = False) -> None:
     from hwforge import zoo as zoo_pkg
 
     def body() -> dict[str, Any]:
-        return {"models": [{"name": m.name, "description": m.description} for m in zoo_pkg.list_models()]}
+        return {"models": [{"name": m.name, "description": m.description} for m in zoo_pkg.list_models()],
+                "optimizers": [{"name": o.name, "description": o.description}
+                               for o in zoo_pkg.list_optimizers()]}
 
-    _run(as_json, body, lambda r: _table("zoo", ["name", "description"],
-                                        [[m["name"], m["description"]] for m in r["models"]]))
+    def render(r: dict[str, Any]) -> None:
+        _table("zoo", ["name", "description"], [[m["name"], m["description"]] for m in r["models"]])
+        _table("optimizers (target smartupdate)", ["name", "description"],
+               [[o["name"], o["description"]] for o in r["optimizers"]])
+
+    _run(as_json, body, render)
 
 
 @app.command()
@@ -122,11 +128,15 @@ def inspect(model: Annotated[str, typer.Argument(help="zoo name, file.py:functio
         from hwforge.compiler.targets import get_target
         from hwforge.ir import print_graph
 
+        if target:  # a target may take its own kind of MODEL (smartupdate: an optimizer)
+            tgt = get_target(target)
+            options = tgt.parse_options(parse_sets(sets or []))
+            own = tgt.load_own(model, options)
+            if own is not None:
+                return {"model": own.name, "target": target, "nodes": len(own.graph), "ir": print_graph(own.graph)}
         loaded = load_model(model)
         graph = loaded.graph
         if target:
-            tgt = get_target(target)
-            options = tgt.parse_options(parse_sets(sets or []))
             graph = run_pipeline(graph, tgt.passes(options), {**options, **tgt.pipeline_options(options),
                                                               "calibration": loaded.calibration}).graph
         return {"model": loaded.name, "target": target, "nodes": len(list(graph.nodes())),
@@ -206,7 +216,7 @@ def build(artifact: Annotated[Path, typer.Argument(help="artifact directory")],
         from hwforge.compiler.artifact import write_report
 
         tgt, manifest = _artifact(artifact)
-        log.print(f"building {artifact} for {board} (first YoWASP run compiles WebAssembly, about a minute)")
+        log.print(tgt.build_message.format(artifact=artifact, board=board))
         start = time.monotonic()
         result = {"ok": True, **tgt.build(artifact, manifest, board)}
         result["wall_seconds"] = round(time.monotonic() - start, 1)

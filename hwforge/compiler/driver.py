@@ -2,7 +2,9 @@
 
 The driver owns what every target shares: option parsing, choosing reference inputs, running the pass
 pipeline, writing the IR, inputs and PyTorch reference outputs, and the manifest. Targets only add their own
-files. Nothing time-dependent (pass timings, paths) goes into the artifact, so compiles are byte-identical.
+files. A target whose input is not a network (``smartupdate``: an optimizer) loads it itself through the
+`Target.load_own` hook and supplies its graph, reference inputs and expected outputs (`_compile_own`).
+Nothing time-dependent (pass timings, paths) goes into the artifact, so compiles are byte-identical.
 """
 
 from __future__ import annotations
@@ -99,6 +101,9 @@ def compile_model(spec: str, target_name: str, out_dir: Path, sets: list[str],
     raw = parse_sets(sets)
     general = {k: raw.pop(k) for k in list(raw) if k in GENERAL_OPTIONS}
     options = target.parse_options(raw)
+    own = target.load_own(spec, options)
+    if own is not None:
+        return _compile_own(target, own, options, general, out_dir)
     model = load_model(spec)
     inputs, labels = _select_inputs(model, general.get("samples"))
     graph = _graph_for_inputs(model, inputs)
@@ -130,3 +135,28 @@ def compile_model(spec: str, target_name: str, out_dir: Path, sets: list[str],
         "toolchain": toolchain_versions(),
     })
     return CompileResult(Path(out_dir), target.name, report, list(result.timings))
+
+
+def _compile_own(target: Any, own: Any, options: dict[str, Any], general: dict[str, str],
+                 out_dir: Path) -> CompileResult:
+    """Compile an `OwnModel` (a target's own kind of input, e.g. an optimizer): no frontend, no passes, the
+    target's reference outputs; the artifact layout and manifest are the same as for models."""
+    from hwforge.ir import save_graph
+
+    if general:
+        raise ConfigError(f"--set {', '.join(sorted(general))}: not an option of target {target.name!r}")
+    own.graph.verify()
+    writer = ArtifactWriter(out_dir, target.name)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_graph(own.graph, Path(tmp))
+        writer.add_tree("", Path(tmp))
+    for name, value in sorted(own.inputs.items()):
+        writer.add_npy(f"inputs/{name}.npy", value)
+    for name, value in sorted(own.expected.items()):
+        writer.add_npy(f"expected/{name}.npy", value)
+    report = target.emit(own.graph, own, options, writer, own.inputs)
+    writer.add_json("reports/compile.json", report)
+    writer.commit({"model": own.name, "source_sha256": own.source_hash, "options": options, "passes": [],
+                   "inputs": sorted(own.inputs), "outputs": sorted(own.expected), "toolchain": toolchain_versions(),
+                   **own.manifest})
+    return CompileResult(Path(out_dir), target.name, report, [])

@@ -20,6 +20,8 @@ Register at import time of the target's package, before graphs using the op are 
 """
 
 from hwforge.ir import ops_float as _ops_float  # noqa: F401  (registers the built-in ops)
+from hwforge.ir import ops_lowbit as _ops_lowbit  # noqa: F401  (low-bit ops of the localut target)
+from hwforge.ir import ops_optim as _ops_optim  # noqa: F401  (element-wise optimizer-update ops)
 from hwforge.ir import ops_quant as _ops_quant  # noqa: F401
 from hwforge.ir.graph import Graph, Node
 from hwforge.ir.interpreter import interpret, interpret_all

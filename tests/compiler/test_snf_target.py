@@ -1,4 +1,5 @@
-"""End to end on the `snf` target: compile, verify with aggregations on Verilator, catch a broken design."""
+"""End to end on the `snf` target: compile, verify with aggregations and combinations on Verilator, catch broken
+aggregation and combination engines."""
 
 from __future__ import annotations
 
@@ -30,11 +31,27 @@ def test_gcn_karate_verifies_with_traffic_by_class_and_hit_rate(tmp_path: Path) 
     assert r.code == 0, r.stderr
     result = r.json
     assert result["passed"] is True and result["mismatches"] == 0
-    assert [layer["node"] for layer in result["layers"]] == ["conv1", "conv2"]
-    assert result["cycles"] > 0 and 0.0 < result["cache_hit_rate"] < 1.0
-    for cls in ("topology", "features", "outputs"):
+    layers = result["layers"]
+    assert [(layer["kind"], layer["node"]) for layer in layers] == [
+        ("combination", "conv1.lin"), ("aggregation", "conv1"), ("combination", "conv2.lin"), ("aggregation", "conv2")]
+    assert all(layer["mismatches"] == 0 and layer["cycles"] > 0 for layer in layers)
+    assert result["cycles"] == result["aggregation_cycles"] + result["combination_cycles"]
+    assert result["aggregation_cycles"] > 0 and result["combination_cycles"] > 0 and 0.0 < result["cache_hit_rate"] < 1
+    for cls in ("topology", "features", "weights", "outputs"):
         assert result["bytes_by_class"][cls] > 0
-    assert all(layer["tuner_log"] for layer in result["layers"])
+    assert sum(result["bytes_by_class"].values()) == result["bytes_read"] + result["bytes_written"]
+    aggs = [layer for layer in layers if layer["kind"] == "aggregation"]
+    combs = [layer for layer in layers if layer["kind"] == "combination"]
+    assert all(layer["tuner_log"] for layer in aggs)
+    # combination: X (34 x 34) @ W.T (16 x 34) on the default 4x4 array; 16-bit outputs, 2 per 32-bit word
+    assert (combs[0]["m"], combs[0]["k"], combs[0]["n"]) == (34, 34, 16)
+    for comb in combs:
+        assert sum(comb["bytes_by_class"].values()) == comb["bytes_read"] + comb["bytes_written"]
+        assert comb["bytes_by_class"]["outputs"] == comb["bytes_written"] == comb["m"] * -(-comb["n"] // 2) * 4
+        assert comb["bytes_by_class"]["weights"] > 0 and comb["bytes_by_class"]["features"] > 0
+    compiled = json.loads((out / "reports" / "compile.json").read_text())
+    assert [c["compute_cycles_expected"] for c in compiled["combinations"]] == [c["compute_cycles"] for c in combs]
+    assert (out / "rtl" / "combination.v").read_text().count("module gemm_accel") == 1
     # hardware-in-the-loop output classifies the club as well as float PyTorch
     out_metrics = result["outputs"]["output"]
     assert out_metrics["accuracy_hardware"] == out_metrics["accuracy_float"]
@@ -47,9 +64,10 @@ def test_residual_gcn_depth_8_and_a_user_graph_file(tmp_path: Path) -> None:
         r = run_cli("verify", str(out), "--json")
         assert r.code == 0, (spec, r.stderr)
         assert r.json["passed"] and r.json["mismatches"] == 0
-    assert len(r.json["layers"]) == 2
+    assert [layer["kind"] for layer in r.json["layers"]] == ["combination", "aggregation"] * 2
     resgcn = json.loads((tmp_path / "resgcn-syn500-d8" / "reports" / "verify.json").read_text())
-    assert len(resgcn["layers"]) == 9  # head conv + 8 residual blocks
+    # head conv + 8 residual blocks (combination + aggregation each), then the classifier's combination
+    assert (resgcn["aggregations"], resgcn["combinations"], len(resgcn["layers"])) == (9, 10, 19)
 
 
 def test_broken_aggregator_is_caught(tmp_path: Path) -> None:
@@ -67,9 +85,42 @@ def test_broken_aggregator_is_caught(tmp_path: Path) -> None:
     assert r.code == 1 and r.json["passed"] is False and r.json["mismatches"] > 0
 
 
+def test_broken_combination_engine_is_caught(tmp_path: Path) -> None:
+    """A combination engine whose accumulator bit flips fails verify, naming the combination that went wrong."""
+    import hwforge.rtl.gemm as gemm
+    from hwforge.compiler.artifact import read_manifest
+    from hwforge.compiler.targets import get_target
+    from hwforge.compiler.targets.snf import _comb_config
+
+    out = tmp_path / "D"
+    compile_model("gcn-karate", "snf", out, [*TWO_ENGINES, "comb_rows=2", "comb_cols=2"])  # a small faulty build
+    manifest = json.loads((out / "manifest.json").read_text())
+    cfg = _comb_config(manifest["options"])
+    assert (cfg.rows, cfg.cols, cfg.width, cfg.acc_width) == (2, 2, 16, 32)
+    verilog = gemm.emit_verilog(cfg, fault="flip_acc_bit", classes=True)
+    assert verilog != (out / "rtl" / "combination.v").read_text()
+    (out / "rtl" / "combination.v").write_text(verilog)
+    manifest["files"]["rtl/combination.v"]["sha256"] = sha256_bytes(verilog.encode())
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    result = get_target("snf").verify(out, read_manifest(out), seed=1)  # in process: the CLI path is tested above
+    assert result["passed"] is False and result["mismatches"] > 0
+    first = result["layers"][0]
+    assert (first["kind"], first["node"]) == ("combination", "conv1.lin") and first["mismatches"] > 0
+
+
 def test_snf_options_are_validated(tmp_path: Path) -> None:
+    from hwforge.compiler.targets import get_target
+    from hwforge.errors import ConfigError
+
+    for bad in ("comb_rows=0", "comb_dataflow=xy", "comb_depth=4", "comb_cols=many", "comb_out_depth=3"):
+        key, value = bad.split("=")
+        with pytest.raises(ConfigError, match=key):
+            get_target("snf").parse_options({key: value})
     for bad in ("engines=9", "policy=random", "feat_bits=8", "cache_kb=3"):
         r = run_cli("compile", "gcn-karate", "--target", "snf", "-o", str(tmp_path / "X"), "--set", bad, "--json")
         assert r.code == 2 and bad.split("=")[0] in r.json["error"], r.json
     r = run_cli("compile", "mlp-digits", "--target", "snf", "-o", str(tmp_path / "Y"))
     assert r.code == 2 and "aggregation" in r.stderr
+    # the combination engine accumulates in 32 bits, like the fixed-point contract's default
+    with pytest.raises(ConfigError, match=r"'conv1\.lin' accumulates in 24 bits.*acc_bits=32"):
+        compile_model("gcn-karate", "snf", tmp_path / "Z", ["acc_bits=24"])

@@ -33,3 +33,58 @@ def mlp(seed: int, m: int = 5, k: int = 7, n: int = 5) -> tuple[list[GemmLayer],
     l2 = GemmLayer(rng.integers(-128, 128, (4, n)), rng.integers(-3000, 3000, 4), multiplier=45000, shift=19,
                    relu=True)
     return [l1, l2], x
+
+
+# The `snf` target's default combination engine (16-bit Q8.8 operands, wrapping 32-bit accumulators, 4x4 WS,
+# per-class traffic counters): the same Verilog, hence the same Verilator build, as tests/compiler's snf runs.
+COMB_CFG = GemmConfig(rows=4, cols=4, width=16, acc_width=32, dataflow="ws")
+COMB_SHIFT = 8  # Q8.8 x Q8.8 -> Q8.8
+
+
+def fixed_point_layer(seed: int, m: int = 9, k: int = 40, n: int = 6, relu: bool = False,
+                      ) -> tuple[list[GemmLayer], np.ndarray]:
+    """One combination layer at the extremes of Q8.8: |products| near 2**30, so 40 of them wrap 32 bits."""
+    rng = np.random.default_rng(seed)
+    x = rng.choice([-32768, -32767, 32767, 32000, -1, 1, 0, 255, 128, -129], (m, k))
+    w = rng.choice([-32768, 32767, -30000, 3, -2, 128, 127], (n, k))
+    bias = rng.integers(-(1 << 31), 1 << 31, n)
+    return [GemmLayer(w, bias, multiplier=1, shift=COMB_SHIFT, relu=relu, out_bits=16)], x
+
+
+def class_bytes(cfg: GemmConfig, m: int, k: int, n: int, m_tile: int) -> dict[str, int]:
+    """Bytes per traffic class of one dense layer, replaying `GemmCore`'s loader order and one-word read cache.
+
+    OS: per row block, the A tile (first column block only), then per column block the weight tile and the
+    biases. WS: per row chunk, column block and K block, the weight tile, the A tile and the biases.
+    """
+    pw, nb = cfg.per_word, cfg.bus_width // 8
+    reads = {"features": 0, "weights": 0}
+    tag = None  # the read cache is invalidated at layer start and at every write-back
+
+    def load(cls: str, region: str, elems) -> None:
+        nonlocal tag
+        for e in elems:
+            if tag != (region, e // pw):
+                tag = (region, e // pw)
+                reads[cls] += 1
+
+    step = cfg.rows if cfg.dataflow == "os" else m_tile
+    for m0 in range(0, m, step):
+        rows = min(step, m - m0)
+        for n0 in range(0, n, cfg.cols):
+            cols = min(cfg.cols, n - n0)
+            if cfg.dataflow == "os":
+                if n0 == 0:
+                    load("features", "x", [(m0 + i) * k + j for i in range(rows) for j in range(k)])
+                load("weights", "w", [(n0 + i) * k + j for i in range(cols) for j in range(k)])
+                reads["weights"] += cols  # one bias word per output column
+                continue
+            for k0 in range(0, k, cfg.rows):
+                ks = min(cfg.rows, k - k0)
+                load("weights", "w", [(n0 + i) * k + k0 + j for i in range(cols) for j in range(ks)])
+                load("features", "x", [(m0 + i) * k + k0 + j for i in range(rows) for j in range(ks)])
+                reads["weights"] += cols
+        tag = None
+    dst_words = -(-n // pw)
+    return {"features": reads["features"] * nb, "weights": reads["weights"] * nb,
+            "outputs": m * dst_words * nb, "control": (1 + 16) * nb}

@@ -185,3 +185,24 @@ def test_gather_helpers_match_torch_semantics():
     gn = conv2d_gather(bsz, c, h, w, 3, 2, stride=(2, 1), padding=(1, 1), layout="nhwc")
     xn = x.transpose(0, 2, 3, 1).reshape(-1)
     np.testing.assert_array_equal(np.where(gn < 0, 0, xn[np.clip(gn, 0, None)]), a)
+
+
+def test_fixed_point_accumulator_config():
+    """16-bit operands may accumulate in 32 bits (the fixed-point contract); narrower stays an error."""
+    assert GemmConfig(width=16, acc_width=32).acc_width == 32
+    for width, acc in ((16, 31), (8, 16), (4, 8)):
+        with pytest.raises(ConfigError, match="acc_width"):
+            GemmConfig(width=width, acc_width=acc)
+
+
+def test_reference_is_the_fixed_point_combination():
+    from gemm_cases import COMB_CFG, COMB_SHIFT, fixed_point_layer
+
+    from hwforge.ir.quant import qmatmul_fixed_int
+
+    for relu in (False, True):
+        layers, x = fixed_point_layer(4, relu=relu)
+        w, b = layers[0].weight, layers[0].bias
+        want = qmatmul_fixed_int(x, w, b, COMB_SHIFT, relu, 32, 16)
+        np.testing.assert_array_equal(reference(COMB_CFG, layers, x)[0], want)
+    assert np.abs(x @ w.T).max() >= 1 << 31

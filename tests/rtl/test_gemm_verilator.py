@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gemm_cases import OS_CFG, WS_CFG, conv_net, mlp
+from gemm_cases import COMB_CFG, COMB_SHIFT, OS_CFG, WS_CFG, class_bytes, conv_net, fixed_point_layer, mlp
 
+from hwforge.ir.quant import qmatmul_fixed_int
 from hwforge.rtl.gemm import build_program, fold_cycles_formula, reference, rtl_compute_cycles
 from hwforge.rtl.gemm.sim import emit_verilog, simulate
 
@@ -85,3 +86,22 @@ def test_fault_is_caught(dataflow, fault, build_cache, tmp_path):
                    verilog=emit_verilog(cfg, fault))
     ref = reference(cfg, layers, x)
     assert any(not np.array_equal(g, w) for g, w in zip(res.outputs, ref, strict=True)), f"{fault} went unnoticed"
+
+
+@pytest.mark.parametrize("seed, relu, stall, m", [(1, False, 0.3, 9), (2, True, 0.0, 180)])
+def test_fixed_point_combination_with_traffic_classes(seed, relu, stall, m, build_cache, tmp_path):
+    """The snf combination engine's configuration: Q8.8 x Q8.8 into wrapping 32-bit accumulators, bias,
+    multiplier 1 and a rounding shift, exactly `quant.qmatmul_fixed_int`; traffic split by class (M=180 makes
+    WS split the rows into two chunks)."""
+    layers, x = fixed_point_layer(seed, m=m, relu=relu)
+    (layer,) = layers
+    prog = build_program(COMB_CFG, layers, x)
+    assert (prog.plans[0].m_tile < m) == (m == 180)
+    res = simulate(COMB_CFG, prog, seed=seed, stall_prob=stall, latency=3, cache_dir=build_cache, work_dir=tmp_path,
+                   classes=True)
+    want = qmatmul_fixed_int(x, layer.weight, layer.bias, COMB_SHIFT, relu, 32, 16)
+    assert np.abs(x @ layer.weight.T).max() >= 1 << 31  # the accumulator really wraps
+    np.testing.assert_array_equal(res.outputs[0], want)
+    np.testing.assert_array_equal(reference(COMB_CFG, layers, x)[0], want)
+    assert res.bytes_by_class == class_bytes(COMB_CFG, *x.shape, layer.n, prog.plans[0].m_tile)
+    assert sum(res.bytes_by_class.values()) == res.bytes_read + res.bytes_written

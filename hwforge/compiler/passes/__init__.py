@@ -4,6 +4,7 @@ from hwforge.compiler.passes import canonicalize as _canonicalize  # noqa: F401 
 from hwforge.compiler.passes import fixed_point as _fixed_point  # noqa: F401
 from hwforge.compiler.passes import fuse_relu as _fuse_relu  # noqa: F401
 from hwforge.compiler.passes import quantize as _quantize  # noqa: F401
+from hwforge.compiler.passes import quantize_lowbit as _quantize_lowbit  # noqa: F401
 from hwforge.compiler.passes.base import PASSES, Pass, register_pass
 from hwforge.compiler.passes.fixed_point import fixed_point_error
 from hwforge.compiler.passes.quantize import calibrate

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 # Importing a target module registers it.
 from hwforge.compiler.targets import gemm as _gemm  # noqa: E402,F401  (registration side effect)
+from hwforge.compiler.targets import localut as _localut  # noqa: E402,F401
+from hwforge.compiler.targets import smartupdate as _smartupdate  # noqa: E402,F401
 from hwforge.compiler.targets import snf as _snf  # noqa: E402,F401
-from hwforge.compiler.targets.base import PlannedTarget, Target, get_target, register_target, targets
+from hwforge.compiler.targets.base import OwnModel, PlannedTarget, Target, get_target, register_target, targets
 
 for _name, _desc, _issue in [
     ("sgcn", "SGCN GCN accelerator with compressed-sparse features (Amaranth RTL)", 3),
-    ("localut", "LOCALUT LUT-based low-bit inference (UPMEM DPU C)", 5),
-    ("smartupdate", "Smart-Infinity near-storage optimizer updaters (Vitis HLS C++)", 4),
 ]:
     register_target(PlannedTarget(_name, _desc, _issue))
 
-__all__ = ["PlannedTarget", "Target", "get_target", "register_target", "targets"]
+__all__ = ["OwnModel", "PlannedTarget", "Target", "get_target", "register_target", "targets"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,23 @@ if TYPE_CHECKING:
     from hwforge.ir import Graph
 
 
+@dataclass
+class OwnModel:
+    """A compile input that a target loads itself instead of the torch frontend (see `Target.load_own`)."""
+
+    name: str
+    source_hash: str
+    graph: Graph
+    inputs: dict[str, np.ndarray]
+    """Reference inputs, written to ``inputs/<name>.npy``."""
+    expected: dict[str, np.ndarray]
+    """Reference outputs the target computed (for example with torch.optim), written to ``expected/``."""
+    payload: Any = None
+    """Target-specific data for `Target.emit` (for example the OptimizerSpec)."""
+    manifest: dict[str, Any] = field(default_factory=dict)
+    """Extra manifest fields."""
+
+
 class Target:
     """One compilation target. Subclasses implement every method; options arrive as ``--set`` strings."""
 
@@ -23,10 +41,21 @@ class Target:
     status: str = "ready"
     hardware: str = ""
     verified_by: str = ""
+    build_message: str = "building {artifact} for {board} (first YoWASP run compiles WebAssembly, about a minute)"
+    """The progress line `hwforge build` prints (``{artifact}`` and ``{board}`` are filled in)."""
 
     def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
         """Validate ``--set`` options; raise ConfigError naming the bad key. Returns canonical options."""
         raise NotImplementedError
+
+    def load_own(self, spec: str, options: dict[str, Any]) -> OwnModel | None:
+        """Hook for targets whose MODEL is not a network (``smartupdate`` compiles a torch.optim optimizer).
+
+        Return None (the default) and the driver loads ``spec`` with the torch frontend, runs `passes` and takes
+        the expected outputs from the IR interpreter. Return an `OwnModel` and the driver instead writes its
+        graph, inputs and expected outputs as given and calls `emit` with it as the ``model`` argument.
+        """
+        return None
 
     def passes(self, options: dict[str, Any]) -> list:
         """The pass pipeline that specialises a float graph for this target."""

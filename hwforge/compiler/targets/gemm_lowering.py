@@ -148,3 +148,20 @@ def gather_logical(layer_outputs: list[np.ndarray], layer: int, phys: np.ndarray
     """Read an IR value in its logical layout out of the physical output buffer of ``layer``."""
     flat = np.asarray(layer_outputs[layer]).reshape(-1)
     return flat[phys]
+
+
+def combination_layer(graph: Graph, node) -> GemmLayer:
+    """A fixed-point ``qmatmul_fixed`` node (GCN combination, X @ W.T) as one gemm layer.
+
+    The contract's rescaling ``requantize(acc, 1, frac_in + frac_w - frac_out, relu, out_bits)`` is the gemm
+    requantiser with multiplier 1, and a fixed-point bias already carries the accumulator's fraction bits, so
+    the layer is the node itself: the array computes it bit for bit when its accumulator is ``acc_bits`` wide.
+    """
+    if node.op != "qmatmul_fixed":
+        raise UnsupportedOpError(f"node {node.name!r} ({node.op}) is not a fixed-point combination (qmatmul_fixed)")
+    a = node.attrs
+    weight = np.asarray(graph.constant_value(node.inputs[1]), dtype=np.int64)
+    bias = np.asarray(graph.constant_value(node.inputs[2]), dtype=np.int64) if len(node.inputs) > 2 else None
+    shift = int(a["frac_in"]) + int(a["frac_w"]) - int(a["frac_out"])
+    return GemmLayer(weight=weight, bias=bias, multiplier=1, shift=shift, relu=bool(a["relu"]),
+                     out_bits=int(a["out_bits"]))

@@ -1,14 +1,19 @@
-"""The `snf` target: GCNs on the Slice-and-Forge aggregation accelerator (Amaranth RTL).
+"""The `snf` target: GCNs on the Slice-and-Forge aggregation accelerator plus a combination engine (Amaranth RTL).
 
 compile: convert the graph to fixed point (`fixed_point` pass: Q8.8 features and weights, Q2.14 adjacency),
-emit the accelerator's Verilog/RTLIL, and one memory image per aggregation (`qspmm`) node built from the integer
+emit the aggregation accelerator's Verilog/RTLIL (``rtl/snf.v``) and the combination engine's (``rtl/combination.v``:
+the `gemm` systolic array with 16-bit operands, 32-bit wrapping accumulators and per-class traffic counters,
+whose requantiser with multiplier 1 is exactly the fixed-point contract's rescaling), and one memory image per
+aggregation (`qspmm`, ``mem/<node>.hex``) and per combination (`qmatmul_fixed`, ``mem/combination/<node>.hex``;
+split by rows into ``<node>.<i>.hex`` when one image would exceed `COMB_WORDS`), each built from the integer
 reference's input to that node.
-verify: run the graph with every aggregation offloaded to the artifact's own Verilog on Verilator (seeded
-stalls and latency); each aggregation's output feeds the next op, so the hardware's results travel through
-the whole network. Every aggregation is compared bit-exactly with the integer reference and the final output
-with float PyTorch. Combination (`qmatmul_fixed`), normalisation and residual adds run on the host with the
-IR's integer reference: the combination engine on the `gemm` array is not built yet.
-build: the first aggregation's program in on-chip RAM with the accelerator, through the open FPGA flow.
+verify/run: interpret the graph with every aggregation offloaded to ``rtl/snf.v`` and every combination to
+``rtl/combination.v``, both on Verilator with the same seeded stalls and latency; each node's hardware output
+feeds the next op, so the results travel through the whole network from hardware. Every aggregation and
+combination is compared bit-exactly with the integer reference and the final output with float PyTorch; only
+normalisation (`qaffine`) and residual adds (`qadd_fixed`) run on the host, in the IR's integer reference.
+build: the first aggregation's program in on-chip RAM with the aggregation accelerator, through the open FPGA
+flow. The combination engine is a separate design in the artifact and is not in that bitstream.
 """
 
 from __future__ import annotations
@@ -26,12 +31,24 @@ from hwforge.errors import ConfigError, InternalError
 
 FEATURE_BITS = 16  # the fixed_point pass's default Q8.8 features; edge values are Q2.14 (also 16 bits)
 SIM_COUNTERS = ("cycles", "cache_hits", "cache_misses", "bytes_read", "bytes_written")
+COMB_SIM_FIELDS = ("cycles", "compute_cycles", "folds", "busy_cycles", "stall_cycles", "bytes_read", "bytes_written")
+# combination engine options: (default, what --set accepts); the array is the gemm target's
+COMB_OPTIONS: dict[str, Any] = {"comb_rows": 4, "comb_cols": 4, "comb_dataflow": "ws", "comb_op_depth": 256,
+                                "comb_out_depth": 1024}
+COMB_WORDS = 1 << 20
+"""Largest combination memory image per simulation (words); larger inputs are split into row blocks."""
 
 
 def _rtl():
     import hwforge.rtl.gcn as rtl
 
     return rtl
+
+
+def _gemm():
+    import hwforge.rtl.gemm as gemm
+
+    return gemm
 
 
 def _aggregation_args(graph, node, x: torch.Tensor) -> dict[str, Any]:
@@ -50,10 +67,101 @@ def _hex_name(node: str) -> str:
     return f"mem/{node}.hex"
 
 
+# ---- combination engine ----------------------------------------------------------------------------------
+def _parse_comb(options: dict[str, str]) -> dict[str, Any]:
+    """Pop and validate the ``comb_*`` options (the rest go to `SnfConfig`); canonical values out."""
+    out = dict(COMB_OPTIONS)
+    for key in [k for k in options if k.startswith("comb_")]:
+        raw = str(options.pop(key)).strip()
+        if key not in COMB_OPTIONS:
+            raise ConfigError(f"snf: unknown option {key!r}; combination engine options: {', '.join(COMB_OPTIONS)}")
+        if key == "comb_dataflow":
+            out[key] = raw.lower()
+            continue
+        try:
+            out[key] = int(raw, 0)
+        except ValueError:
+            raise ConfigError(f"snf: option {key}={raw!r} is not an integer") from None
+    return out
+
+
+def _comb_config(options: dict[str, Any], acc_width: int | None = None):
+    """The combination engine's `GemmConfig`: Q8.8 operands, the aggregation's bus, ``comb_*`` array shape."""
+    gemm = _gemm()
+    try:
+        return gemm.GemmConfig(rows=options["comb_rows"], cols=options["comb_cols"], width=FEATURE_BITS,
+                               acc_width=options["acc_bits"] if acc_width is None else acc_width,
+                               dataflow=options["comb_dataflow"], op_depth=options["comb_op_depth"],
+                               out_depth=options["comb_out_depth"], bus_width=options["bus_width"])
+    except ConfigError as e:
+        raise ConfigError(f"snf: combination engine: {_snf_names(e)}") from None
+
+
+def _snf_names(error: ConfigError) -> str:
+    """A gemm error message with the `snf` option names (``comb_rows=`` for ``rows=``; ``comb_op_depth``)."""
+    msg = str(error).removeprefix("gemm: ")
+    for key in ("rows", "cols", "dataflow"):
+        msg = msg.replace(f"{key}=", f"comb_{key}=")
+    for key in ("op_depth", "out_depth"):
+        msg = msg.replace(key, f"comb_{key}")
+    return msg
+
+
+def _has_combination(graph) -> bool:
+    return any(node.op == "qmatmul_fixed" for node in graph.nodes())
+
+
+def _checked_comb_config(graph, options: dict[str, Any]):
+    """`_comb_config` for a graph with combinations: its accumulator must wrap where the IR's does."""
+    for node in graph.nodes():
+        if node.op == "qmatmul_fixed" and int(node.attrs["acc_bits"]) != 32:
+            raise ConfigError(f"snf: combination {node.name!r} accumulates in {node.attrs['acc_bits']} bits, but the "
+                              "combination engine (gemm array, 16-bit operands) accumulates in 32; use acc_bits=32")
+    return _comb_config(options)
+
+
+def _comb_chunks(cfg, layer, x: np.ndarray) -> list[tuple[int, Any]]:
+    """(first row, memory image) per row block of ``x``: one block unless an image would exceed `COMB_WORDS`
+    (the simulated memory holds 4 Mi words; a Cora-sized feature matrix is 2 Mi words on a 32-bit bus)."""
+    gemm = _gemm()
+    m = len(x)
+    parts = 1
+    while True:
+        rows = -(-m // parts)
+        try:
+            chunks = [(r0, gemm.build_program(cfg, [layer], x[r0:r0 + rows])) for r0 in range(0, m, rows)]
+        except ConfigError as e:
+            raise ConfigError(f"snf: combination engine: {_snf_names(e)}") from None
+        biggest = max(p.size for _, p in chunks)
+        if biggest <= COMB_WORDS:
+            return chunks
+        if rows == 1:
+            raise ConfigError(f"snf: one row of combination input needs {biggest} words of memory image, more than "
+                              f"{COMB_WORDS}")
+        parts = max(parts + 1, -(-parts * biggest // COMB_WORDS))
+
+
+def _comb_hex_name(node: str, index: int, chunks: int) -> str:
+    return f"mem/combination/{node}.hex" if chunks == 1 else f"mem/combination/{node}.{index}.hex"
+
+
+def _comb_timeout(cfg, m: int, k: int, n: int) -> int:
+    """A cycle budget no correct run reaches: every operand element loaded from memory (A once per column block,
+    weights once per row block) at 32 cycles each, which covers latency and heavy stalls."""
+    loads = m * k * -(-n // cfg.cols) + n * k * -(-m // cfg.rows) + 2 * m * n
+    return 20_000_000 + 32 * loads
+
+
+def _sum_into(total: dict[str, int], part: dict[str, int]) -> None:
+    for key, value in part.items():
+        total[key] = total.get(key, 0) + int(value)
+
+
 class SnfTarget(Target):
     name = "snf"
-    description = "Slice-and-Forge GCN aggregation accelerator (Amaranth RTL): feature slicing, dynamic tuning"
-    hardware = "Amaranth RTL: multi-engine aggregation, shared LRU feature cache, per-class traffic counters"
+    description = "Slice-and-Forge GCN accelerator (Amaranth RTL): feature slicing, dynamic tuning, gemm combination"
+    hardware = ("Amaranth RTL: multi-engine aggregation, shared LRU feature cache, per-class traffic counters; "
+                "combination on the gemm systolic array")
     verified_by = "cocotb on Verilator vs PyTorch"
 
     def config(self, options: dict[str, Any]):
@@ -65,11 +173,15 @@ class SnfTarget(Target):
         return rtl.SnfConfig(**kwargs)
 
     def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
+        options = dict(options)
+        comb = _parse_comb(options)
         cfg = _rtl().SnfConfig.from_options(options)
         if cfg.feat_bits != FEATURE_BITS:
             raise ConfigError(f"snf: feat_bits={cfg.feat_bits} is not supported by the fixed-point pass "
                               f"(Q8.8 features, Q2.14 edge values); use feat_bits={FEATURE_BITS}")
-        return dataclasses.asdict(cfg)
+        canonical = {**dataclasses.asdict(cfg), **comb}
+        _comb_config(canonical, acc_width=32)  # the array shape is valid (acc_bits is checked against the graph)
+        return canonical
 
     def passes(self, options: dict[str, Any]) -> list:
         from hwforge.compiler import PASSES
@@ -80,13 +192,35 @@ class SnfTarget(Target):
         return {"acc_bits": options["acc_bits"]}
 
     def emit(self, graph, model, options, writer, inputs) -> dict[str, Any]:
+        from hwforge.compiler.targets.gemm_lowering import combination_layer
         from hwforge.ir import interpret_all
 
-        rtl = _rtl()
+        rtl, gemm = _rtl(), _gemm()
         cfg = self.config(options)
+        comb_cfg = _checked_comb_config(graph, options) if _has_combination(graph) else None
         values = interpret_all(graph, inputs)
-        layers = []
+        layers, combinations = [], []
         for node in graph.nodes():
+            if node.op == "qmatmul_fixed":
+                layer = combination_layer(graph, node)
+                x = values[node.inputs[0]].numpy().astype(np.int64)
+                chunks = _comb_chunks(comb_cfg, layer, x)
+                ir_value = values[node.name].numpy().astype(np.int64)
+                hw_model = np.concatenate([gemm.reference(comb_cfg, [layer], x[r0:r0 + p.plans[0].m])[0]
+                                           for r0, p in chunks])
+                if not np.array_equal(hw_model, ir_value):
+                    raise InternalError(f"snf: combination {node.name!r}: the gemm array's model differs from the IR")
+                writer.add_npy(f"expected/int/{node.name}.npy", ir_value)
+                for i, (_, program) in enumerate(chunks):
+                    writer.add_text(_comb_hex_name(node.name, i, len(chunks)), program.hex_text())
+                m, k, n = int(x.shape[0]), layer.k, layer.n
+                combinations.append({
+                    "node": node.name, "m": m, "k": k, "n": n, "relu": layer.relu, "bias": len(node.inputs) > 2,
+                    "chunks": len(chunks), "program_words": sum(p.size for _, p in chunks),
+                    "compute_cycles_expected": sum(gemm.rtl_compute_cycles(comb_cfg, p.plans[0].m, k, n,
+                                                                           p.plans[0].m_tile)[1]
+                                                   for _, p in chunks)})
+                continue
             if node.op != "qspmm":
                 continue
             args = _aggregation_args(graph, node, values[node.inputs[0]])
@@ -106,39 +240,79 @@ class SnfTarget(Target):
         writer.add_text("rtl/snf.v", rtl.emit_verilog(cfg))
         writer.add_text("rtl/snf.il", rtl.emit_rtlil(cfg))
         writer.add_text("tb/hwforge_tb.v", rtl.testbench_verilog(cfg))
-        return {"config": options, "layers": layers, "aggregations": len(layers)}
+        report: dict[str, Any] = {"config": options, "layers": layers, "aggregations": len(layers),
+                                  "combinations": combinations}
+        if comb_cfg is not None:
+            writer.add_text("rtl/combination.v", gemm.emit_verilog(comb_cfg, classes=True))
+            writer.add_text("rtl/combination.il", gemm.emit_rtlil(comb_cfg, classes=True))
+            writer.add_text("tb/combination_tb.v", gemm.testbench_verilog(comb_cfg, classes=True))
+            report["combination_engine"] = dataclasses.asdict(comb_cfg)
+        return report
 
     def _run(self, artifact_dir: Path, manifest: dict[str, Any], seed: int,
              inputs: dict[str, np.ndarray] | None = None, expected: bool = False):
-        """Interpret the artifact's graph with every `qspmm` on the simulated accelerator."""
+        """Interpret the artifact's graph with every `qspmm` and `qmatmul_fixed` on simulated hardware."""
+        from hwforge.compiler.targets.gemm_lowering import combination_layer
         from hwforge.ir import interpret_all, load_graph
         from hwforge.ir.types import storage_torch_dtype
 
-        rtl = _rtl()
+        rtl, gemm = _rtl(), _gemm()
         cfg = self.config(manifest["options"])
         graph = load_graph(artifact_dir)
+        comb_cfg = None
+        if _has_combination(graph):
+            if not (artifact_dir / "rtl" / "combination.v").exists() or "comb_rows" not in manifest["options"]:
+                raise ConfigError(f"{artifact_dir}: no combination engine (rtl/combination.v); the artifact predates "
+                                  "it, recompile it")
+            comb_cfg = _checked_comb_config(graph, manifest["options"])
         verilog = (artifact_dir / "rtl" / "snf.v").read_text()
+        comb_verilog = (artifact_dir / "rtl" / "combination.v").read_text() if comb_cfg is not None else ""
         shipped = inputs is None
         if shipped:
             inputs = {name: load_npy(artifact_dir / "inputs" / f"{name}.npy") for name in manifest["inputs"]}
         layers: list[dict[str, Any]] = []
 
-        def on_accelerator(node, args: list[torch.Tensor]) -> torch.Tensor:
-            program = rtl.build_program(cfg, **_aggregation_args(graph, node, args[0]))
+        def check_shipped(text: str, relpath: str) -> None:
+            """With the artifact's inputs and correct hardware upstream, the image must be the shipped one."""
             upstream_ok = all(layer.get("mismatches", 0) == 0 for layer in layers)
-            if shipped and upstream_ok and program.hex_text() != (artifact_dir / _hex_name(node.name)).read_text():
-                raise ConfigError(f"{artifact_dir}: {_hex_name(node.name)} does not match the artifact's IR and inputs")
-            sim = rtl.simulate(cfg, program, seed=seed, verilog=verilog)
-            entry: dict[str, Any] = {"node": node.name, "hit_rate": round(sim.hit_rate, 4),
-                                     "bytes_by_class": sim.bytes_by_class(), "tuner_log": sim.log,
-                                     **{k: int(sim.counters[k]) for k in SIM_COUNTERS}}
+            if shipped and upstream_ok and text != (artifact_dir / relpath).read_text():
+                raise ConfigError(f"{artifact_dir}: {relpath} does not match the artifact's IR and inputs")
+
+        def finish(node, entry: dict[str, Any], out: np.ndarray) -> torch.Tensor:
             if expected:
                 want = load_npy(artifact_dir / "expected" / "int" / f"{node.name}.npy")
-                entry["mismatches"] = int(np.count_nonzero(sim.outputs != want))
+                entry["mismatches"] = int(np.count_nonzero(out != want))
             layers.append(entry)
-            return torch.from_numpy(sim.outputs).to(storage_torch_dtype(node.type.dtype))
+            return torch.from_numpy(out).to(storage_torch_dtype(node.type.dtype))
 
-        values = interpret_all(graph, inputs, offload={"qspmm": on_accelerator})
+        def on_aggregation(node, args: list[torch.Tensor]) -> torch.Tensor:
+            program = rtl.build_program(cfg, **_aggregation_args(graph, node, args[0]))
+            check_shipped(program.hex_text(), _hex_name(node.name))
+            sim = rtl.simulate(cfg, program, seed=seed, verilog=verilog)
+            entry: dict[str, Any] = {"node": node.name, "kind": "aggregation", "hit_rate": round(sim.hit_rate, 4),
+                                     "bytes_by_class": sim.bytes_by_class(), "tuner_log": sim.log,
+                                     **{k: int(sim.counters[k]) for k in SIM_COUNTERS}}
+            return finish(node, entry, sim.outputs)
+
+        def on_combination(node, args: list[torch.Tensor]) -> torch.Tensor:
+            layer = combination_layer(graph, node)
+            x = args[0].numpy().astype(np.int64)
+            chunks = _comb_chunks(comb_cfg, layer, x)
+            entry: dict[str, Any] = {"node": node.name, "kind": "combination", "m": int(x.shape[0]), "k": layer.k,
+                                     "n": layer.n, "chunks": len(chunks), **dict.fromkeys(COMB_SIM_FIELDS, 0),
+                                     "bytes_by_class": {}}
+            outs = []
+            for i, (_, program) in enumerate(chunks):
+                check_shipped(program.hex_text(), _comb_hex_name(node.name, i, len(chunks)))
+                plan = program.plans[0]
+                sim = gemm.simulate(comb_cfg, program, seed=seed, verilog=comb_verilog, classes=True,
+                                    timeout_cycles=_comb_timeout(comb_cfg, plan.m, plan.k, plan.n))
+                outs.append(sim.outputs[0])
+                _sum_into(entry, {k: getattr(sim, k) for k in COMB_SIM_FIELDS})
+                _sum_into(entry["bytes_by_class"], sim.bytes_by_class)
+            return finish(node, entry, np.concatenate(outs))
+
+        values = interpret_all(graph, inputs, offload={"qspmm": on_aggregation, "qmatmul_fixed": on_combination})
         return graph, values, layers
 
     def run(self, artifact_dir: Path, manifest: dict[str, Any], inputs: dict[str, np.ndarray],
@@ -155,17 +329,23 @@ class SnfTarget(Target):
         for name in graph.outputs:
             outputs[name] = output_metrics(values[name].numpy(), load_npy(artifact_dir / "expected" / f"{name}.npy"),
                                            labels)
-        totals = {k: sum(layer[k] for layer in layers) for k in SIM_COUNTERS}
+        aggs = [layer for layer in layers if layer["kind"] == "aggregation"]
+        combs = [layer for layer in layers if layer["kind"] == "combination"]
+        totals = {k: sum(layer.get(k, 0) for layer in layers) for k in SIM_COUNTERS}
         by_class: dict[str, int] = {}
         for layer in layers:
-            for cls, count in layer["bytes_by_class"].items():
-                by_class[cls] = by_class.get(cls, 0) + int(count)
+            _sum_into(by_class, layer["bytes_by_class"])
         accesses = totals["cache_hits"] + totals["cache_misses"]
         return {
-            "passed": mismatches == 0,
+            "passed": mismatches == 0 and len(layers) > 0,
             "mismatches": mismatches,
             "seed": seed,
             **totals,
+            "aggregation_cycles": sum(layer["cycles"] for layer in aggs),
+            "combination_cycles": sum(layer["cycles"] for layer in combs),
+            "combination_compute_cycles": sum(layer["compute_cycles"] for layer in combs),
+            "aggregations": len(aggs),
+            "combinations": len(combs),
             "bytes_by_class": by_class,
             "cache_hit_rate": totals["cache_hits"] / accesses if accesses else 0.0,
             "layers": layers,
@@ -173,6 +353,8 @@ class SnfTarget(Target):
         }
 
     def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
+        """Bitstream of the aggregation accelerator with its first program (the combination engine is a
+        separate design, ``rtl/combination.v``, and not part of it)."""
         from hwforge.fpga import OnChipMemorySoC, build_bitstream
 
         rtl = _rtl()

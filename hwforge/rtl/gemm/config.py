@@ -20,12 +20,24 @@ WIDTHS = (4, 8, 16)
 BUS_WIDTHS = (32, 64, 128)
 
 
+def min_acc_width(width: int) -> int:
+    """Narrowest accumulator for ``width``-bit operands: a product plus one guard bit, capped at 32.
+
+    The cap admits the fixed-point GCN contract (Q8.8 x Q8.8 into a wrapping 32-bit accumulator, which the
+    `snf` target's combination engine runs on this array): a product of two signed 16-bit operands is at most
+    2**30 in magnitude, so it fits 32 bits, and the accumulator wraps exactly like `quant.int_matmul` whatever
+    the headroom. For widths 4 and 8 the guard-bit rule is unchanged.
+    """
+    return min(2 * width + 1, 32)
+
+
 @dataclass(frozen=True)
 class GemmConfig:
     """Hardware parameters of one `GemmAccelerator` instance.
 
     - ``rows`` x ``cols``: PE array shape (1..32 each).
-    - ``width``: operand and output bits (4, 8 or 16); ``acc_width``: accumulator bits (2*width+1 .. 48).
+    - ``width``: operand and output bits (4, 8 or 16); ``acc_width``: accumulator bits (2*width+1 .. 48, and
+      32 for width 16: the fixed-point contract's accumulator, see `min_acc_width`).
     - ``dataflow``: ``"os"`` (output-stationary) or ``"ws"`` (weight-stationary).
     - ``op_depth``: entries per lane of each operand buffer (A rows / B columns) and of the accumulator
       buffer. OS needs ``K <= op_depth``; WS tiles M into chunks of at most ``op_depth`` rows.
@@ -50,11 +62,11 @@ class GemmConfig:
                 raise ConfigError(f"gemm: {name}={v!r} is impossible; the PE array side must be 1..32")
         if self.width not in WIDTHS:
             raise ConfigError(f"gemm: width={self.width!r} is not supported; choose one of 4, 8, 16")
-        lo = 2 * self.width + 1
+        lo = min_acc_width(self.width)
         if not isinstance(self.acc_width, int) or not lo <= self.acc_width <= 48:
             raise ConfigError(
                 f"gemm: acc_width={self.acc_width!r} must be {lo}..48 for width={self.width} "
-                f"(a product is {2 * self.width} bits, plus at least one guard bit)")
+                f"(a product is {2 * self.width} bits, plus one guard bit below 32-bit accumulators)")
         if self.dataflow not in DATAFLOWS:
             raise ConfigError(f"gemm: dataflow={self.dataflow!r} is unknown; choose 'os' or 'ws'")
         if self.bus_width not in BUS_WIDTHS:

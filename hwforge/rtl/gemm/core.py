@@ -36,6 +36,11 @@ from hwforge.rtl.lib.requant import LATENCY, Requantizer
 FAULTS = ("flip_acc_bit", "drop_last_fold")
 """Deliberately broken variants (for proving the verifier catches errors)."""
 
+TRAFFIC_CLASSES = ("features", "weights", "outputs", "control")
+"""Traffic classes of ``GemmCore(classes=True)``'s ``req_class`` (names shared with the `snf` accelerator's):
+A operands, weights and biases, output write-back, and header/descriptors/gather tables."""
+CLS_FEAT, CLS_WEIGHTS, CLS_OUT, CLS_CTRL = range(len(TRAFFIC_CLASSES))
+
 # operand-load modes
 OS_A, OS_B, WS_A, WS_B = range(4)
 
@@ -51,16 +56,24 @@ def _min(a, b):
 
 
 class GemmCore(wiring.Component):
-    """Controller plus datapath; `GemmAccelerator` adds the memory-traffic counters and the cycle counter."""
+    """Controller plus datapath; `GemmAccelerator` adds the memory-traffic counters and the cycle counter.
 
-    def __init__(self, cfg: GemmConfig, fault: str | None = None):
+    ``classes=True`` adds a ``req_class`` output (index into `TRAFFIC_CLASSES`) valid with every memory request,
+    for per-class byte counters. It is a constructor flag rather than a `GemmConfig` field so that the default
+    design, its Verilog and every config-keyed cache stay exactly as they were.
+    """
+
+    def __init__(self, cfg: GemmConfig, fault: str | None = None, classes: bool = False):
         check_fault(fault)
         self.cfg = cfg
         self.fault = fault
+        self.classes = classes
+        extra = {"req_class": Out(range(len(TRAFFIC_CLASSES)))} if classes else {}
         super().__init__({
             "start": In(1), "done": Out(1), "busy": Out(1),
             "mem": Out(MemPortSignature(32, cfg.bus_width)),
             "compute_cycles": Out(unsigned(32)), "folds": Out(unsigned(32)),
+            **extra,
         })
 
     def elaborate(self, platform) -> Module:
@@ -190,11 +203,19 @@ class GemmCore(wiring.Component):
                         m.d.sync += li.eq(0)
                         m.next = "BIAS_REQ"
 
+        def traffic(cls: int) -> None:
+            """Tag this state's memory request with class ``cls`` (only in the ``classes`` variant)."""
+            if self.classes:
+                m.d.comb += self.req_class.eq(cls)
+
+        traffic(CLS_CTRL)  # default: header, descriptors and gather tables
+
         @contextmanager
-        def read_word(name: str, addr):
+        def read_word(name: str, addr, cls: int = CLS_CTRL):
             """States NAME_REQ and NAME_WAIT: read one word at ``addr``; the body runs when it arrives."""
             with m.State(f"{name}_REQ"):
                 m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1), mem.req.payload.addr.eq(addr)]
+                traffic(cls)
                 with m.If(mem.req.ready):
                     m.next = f"{name}_WAIT"
             with m.State(f"{name}_WAIT"):
@@ -284,6 +305,8 @@ class GemmCore(wiring.Component):
                     load_next_or_finish()
                 with m.Else():
                     m.d.comb += [mem.req.valid.eq(1), mem.req.payload.addr.eq(word_addr)]
+                    if self.classes:
+                        m.d.comb += self.req_class.eq(Mux(to_a, CLS_FEAT, CLS_WEIGHTS))
                     with m.If(mem.req.ready):
                         m.next = "ELEM_WAIT"
             with m.State("ELEM_WAIT"):
@@ -291,7 +314,7 @@ class GemmCore(wiring.Component):
                 with m.If(mem.resp.valid):
                     m.d.sync += [cache_data.eq(mem.resp.payload), cache_tag.eq(word_addr), cache_ok.eq(1)]
                     m.next = "ELEM"
-            with read_word("BIAS", desc[F.BIAS] + n0 + li) as word:
+            with read_word("BIAS", desc[F.BIAS] + n0 + li, CLS_WEIGHTS) as word:
                 with m.Switch(li):
                     for c in range(C):
                         with m.Case(c):
@@ -357,6 +380,7 @@ class GemmCore(wiring.Component):
             with m.State("WB_REQ"):
                 m.d.comb += [self.busy.eq(1), mem.req.valid.eq(1), mem.req.payload.addr.eq(wb_ptr),
                              mem.req.payload.write.eq(1), mem.req.payload.wdata.eq(Cat(*wdata))]
+                traffic(CLS_OUT)
                 with m.If(mem.req.ready):
                     m.d.sync += [wb_cnt.eq(wb_cnt + 1), wb_ptr.eq(wb_ptr + 1)]
                     with m.If(wb_cnt + 1 >= wb_total):

@@ -18,31 +18,34 @@ from hwforge.rtl.emit import convert_cached
 from hwforge.rtl.gemm.config import GemmConfig
 from hwforge.rtl.gemm.core import check_fault
 from hwforge.rtl.gemm.program import Program
-from hwforge.rtl.gemm.top import COUNTERS, GemmAccelerator
+from hwforge.rtl.gemm.top import CLASS_COUNTERS, GemmAccelerator, counters
 from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, render_mem_tb, run_mem_tb
 
 TOP_NAME = "gemm_accel"
 
 
-def _emit(cfg: GemmConfig, fault: str | None, kind: str) -> str:
-    return convert_cached(lambda: GemmAccelerator(cfg, fault), TOP_NAME, [dataclasses.asdict(cfg), fault], kind)
+def _emit(cfg: GemmConfig, fault: str | None, kind: str, classes: bool) -> str:
+    # the cache key of the plain design is what it always was; the classes variant appends a marker
+    params = [dataclasses.asdict(cfg), fault] + (["classes"] if classes else [])
+    return convert_cached(lambda: GemmAccelerator(cfg, fault, classes), TOP_NAME, params, kind)
 
 
-def emit_verilog(cfg: GemmConfig, fault: str | None = None) -> str:
-    """Verilog of `GemmAccelerator` (module ``gemm_accel``); ``fault`` selects a deliberately broken variant."""
+def emit_verilog(cfg: GemmConfig, fault: str | None = None, classes: bool = False) -> str:
+    """Verilog of `GemmAccelerator` (module ``gemm_accel``); ``fault`` selects a deliberately broken variant,
+    ``classes`` the variant with per-traffic-class byte counters."""
     check_fault(fault)
-    return _emit(cfg, fault, "v")
+    return _emit(cfg, fault, "v", classes)
 
 
-def emit_rtlil(cfg: GemmConfig, fault: str | None = None) -> str:
+def emit_rtlil(cfg: GemmConfig, fault: str | None = None, classes: bool = False) -> str:
     """RTLIL (Yosys IR) of the same design, for synthesis flows."""
     check_fault(fault)
-    return _emit(cfg, fault, "il")
+    return _emit(cfg, fault, "il", classes)
 
 
-def testbench_verilog(cfg: GemmConfig) -> str:
+def testbench_verilog(cfg: GemmConfig, classes: bool = False) -> str:
     """The simulation wrapper (memory model, stalls, dump) around ``gemm_accel``."""
-    return render_mem_tb(TOP_NAME, list(COUNTERS), cfg.bus_width)
+    return render_mem_tb(TOP_NAME, list(counters(classes)), cfg.bus_width)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class SimResult:
     latency: int
     work_dir: str
     extra: dict = field(default_factory=dict)
+    bytes_by_class: dict = field(default_factory=dict)  # class -> bytes, from a ``classes=True`` design only
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -71,14 +75,14 @@ class SimResult:
 
 def simulate(cfg: GemmConfig, program: Program, *, seed: int = 0, stall_prob: float = 0.2, latency: int = 3,
              cache_dir: str | Path | None = None, work_dir: str | Path | None = None,
-             verilog: str | None = None, timeout_cycles: int = 20_000_000) -> SimResult:
+             verilog: str | None = None, timeout_cycles: int = 20_000_000, classes: bool = False) -> SimResult:
     """Run ``program`` on the Verilator model of ``cfg`` (or of the given ``verilog``) and collect results.
 
     Reads ``seed``, ``stall_prob`` (per-cycle probability that the memory stalls the request or the response
     stream) and ``latency`` (read latency in cycles) as plusargs, so they never trigger a rebuild. Raises
     `ConfigError` if the program does not fit the simulated memory, and `VerificationError` on a timeout or an
     out-of-range memory access (the outputs would be meaningless). Output mismatches are for the caller to
-    judge against `reference`.
+    judge against `reference`. ``classes`` must say whether ``verilog`` is the per-class-counter variant.
     """
     if program.cfg != cfg:
         raise ConfigError("gemm: the program was built for a different configuration")
@@ -87,15 +91,16 @@ def simulate(cfg: GemmConfig, program: Program, *, seed: int = 0, stall_prob: fl
     if not 0.0 <= stall_prob < 1.0:
         raise ConfigError(f"gemm: stall_prob must be in [0, 1), got {stall_prob}")
     if verilog is None:
-        verilog = emit_verilog(cfg)
-    build_dir = build({"gemm_accel.v": verilog, "hwforge_tb.v": testbench_verilog(cfg)},
+        verilog = emit_verilog(cfg, classes=classes)
+    names = list(counters(classes))
+    build_dir = build({"gemm_accel.v": verilog, "hwforge_tb.v": testbench_verilog(cfg, classes)},
                       Path(cache_dir) if cache_dir else None)
     from tempfile import mkdtemp
     work = Path(work_dir) if work_dir else Path(mkdtemp(prefix="hwforge_gemm_"))
     work.mkdir(parents=True, exist_ok=True)
     program.write_hex(work / "program.hex")
     lo, hi = program.output_range()
-    run = run_mem_tb(build_dir, work / "program.hex", list(COUNTERS), dump_range=(lo, hi), seed=seed,
+    run = run_mem_tb(build_dir, work / "program.hex", names, dump_range=(lo, hi), seed=seed,
                      stall_prob=stall_prob, latency=latency, timeout_cycles=timeout_cycles, work_dir=work)
     r = run.result
     if r.get("timed_out") or r.get("mem_error"):
@@ -111,4 +116,5 @@ def simulate(cfg: GemmConfig, program: Program, *, seed: int = 0, stall_prob: fl
                      bytes_written=r["bytes_written"], busy_cycles=r["busy_cycles"],
                      stall_cycles=r["stall_cycles"], compute_cycles=r["compute_cycles"], folds=r["folds"],
                      seed=seed, stall_prob=stall_prob, latency=latency,
-                     work_dir=str(work) if work_dir is not None else "")
+                     work_dir=str(work) if work_dir is not None else "",
+                     bytes_by_class={c[len("bytes_"):]: int(r[c]) for c in CLASS_COUNTERS if classes})

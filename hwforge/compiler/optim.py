@@ -1,0 +1,286 @@
+"""torch.optim -> `OptimizerSpec` -> optimizer IR (element-wise ops of `hwforge.ir.ops_optim`).
+
+Why a spec between torch and the IR: the storage-offloaded trainer ships the spec to worker processes
+(`to_json`), and the kernel, the host scalars and the torch reference are all derived from it. The IR repeats
+torch's single-tensor (CPU) update operation by operation, fused multiply-adds included, so the interpreter
+and the kernel compute the same float32 values (see docs/smartupdate.md for the one known difference from
+torch itself: torch's CPU ``sqrt`` is not always correctly rounded).
+
+Per-step values (bias corrections, step size, lr, loss-scale reciprocal, SGD's first-step flag) are computed
+on the host in float64 exactly as torch computes them, rounded once to float32, and passed as scalar inputs;
+the hyperparameters that never change become ``fconst`` nodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hwforge.errors import ConfigError
+from hwforge.ir import Graph, TensorType, infer_type
+from hwforge.ir.graph import Node
+
+KINDS = ("sgd", "adam", "adamw", "adagrad")
+GRAD_FORMATS = ("fp32", "fp16", "topk_fp16", "topk_fp32")
+STATE_NAMES = {"adam": ("exp_avg", "exp_avg_sq"), "adamw": ("exp_avg", "exp_avg_sq"), "adagrad": ("sum",)}
+_REJECT = ("amsgrad", "maximize", "capturable", "differentiable", "fused")
+
+
+def f32(x: float) -> float:
+    """``x`` rounded to float32 (as torch does with a Python scalar applied to a float32 tensor)."""
+    return float(np.float32(x))
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """Everything the update kernel needs to know about one optimizer (one parameter group)."""
+
+    kind: str
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+    lr_decay: float = 0.0
+    initial_accumulator_value: float = 0.0
+    grad_format: str = "fp32"
+    half_copy: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"optimizer kind {self.kind!r} is not supported; supported: {', '.join(KINDS)}")
+        if self.grad_format not in GRAD_FORMATS:
+            raise ConfigError(f"grad_format {self.grad_format!r}: expected one of {', '.join(GRAD_FORMATS)}")
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        for key in ("lr", "eps", "weight_decay", "momentum", "dampening", "lr_decay", "initial_accumulator_value"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"optimizer {key}={value!r}: expected a finite number")
+            object.__setattr__(self, key, float(value))
+        if self.kind == "sgd" and self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ConfigError("SGD nesterov momentum requires a momentum and zero dampening (as torch)")
+
+    # ------------------------------------------------------------------------------------------- torch side
+    @classmethod
+    def from_torch(cls, opt: Any, grad_format: str = "fp32", half_copy: bool = False) -> OptimizerSpec:
+        """Read the kind and hyperparameters of a torch.optim instance; unsupported settings are ConfigErrors."""
+        import torch
+
+        kinds = {torch.optim.AdamW: "adamw", torch.optim.Adam: "adam", torch.optim.SGD: "sgd",
+                 torch.optim.Adagrad: "adagrad"}
+        kind = kinds.get(type(opt))
+        if kind is None:
+            raise ConfigError(f"optimizer {type(opt).__name__} is not supported; use Adam, AdamW, SGD or Adagrad")
+        if len(opt.param_groups) != 1:
+            raise ConfigError(f"{type(opt).__name__} has {len(opt.param_groups)} parameter groups; one is supported")
+        group = opt.param_groups[0]
+        for key in _REJECT:
+            if group.get(key):
+                raise ConfigError(f"{type(opt).__name__}({key}=True) is not supported by the smartupdate kernel")
+        if kind == "adam" and group.get("decoupled_weight_decay"):
+            kind = "adamw"
+        values = {}
+        for key in ("lr", "eps", "weight_decay", "momentum", "dampening", "lr_decay", "initial_accumulator_value"):
+            if key in group:
+                v = group[key]
+                values[key] = float(v.item()) if isinstance(v, torch.Tensor) else v
+        if "betas" in group:
+            values["betas"] = tuple(float(b.item()) if isinstance(b, torch.Tensor) else b for b in group["betas"])
+        if kind == "sgd":
+            values["nesterov"] = bool(group.get("nesterov", False))
+        return cls(kind=kind, grad_format=grad_format, half_copy=bool(half_copy), **values)
+
+    def to_torch(self, params: list) -> Any:
+        """A fresh torch.optim instance with these hyperparameters over ``params`` (the verifier's reference)."""
+        import torch
+
+        if self.kind in ("adam", "adamw"):
+            cls = torch.optim.AdamW if self.kind == "adamw" else torch.optim.Adam
+            return cls(params, lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay)
+        if self.kind == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, dampening=self.dampening,
+                                   nesterov=self.nesterov, weight_decay=self.weight_decay)
+        return torch.optim.Adagrad(params, lr=self.lr, lr_decay=self.lr_decay, weight_decay=self.weight_decay,
+                                   initial_accumulator_value=self.initial_accumulator_value, eps=self.eps)
+
+    # ------------------------------------------------------------------------------------------------ JSON
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> OptimizerSpec:
+        try:
+            d = json.loads(text)
+            return cls(**d)
+        except (json.JSONDecodeError, TypeError) as e:
+            raise ConfigError(f"not an OptimizerSpec JSON: {' '.join(str(e).split())}") from None
+
+    # ------------------------------------------------------------------------------------------ derived
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """torch's state keys in order (SGD without momentum keeps no state)."""
+        if self.kind == "sgd":
+            return ("momentum_buffer",) if self.momentum != 0 else ()
+        return STATE_NAMES[self.kind]
+
+    @property
+    def topk(self) -> bool:
+        return self.grad_format.startswith("topk")
+
+    @property
+    def grad_dtype(self) -> str:
+        return "f16" if self.grad_format.endswith("fp16") else "f32"
+
+    def initial_state(self, n: int) -> dict[str, np.ndarray]:
+        """Zero states (Adagrad: initial_accumulator_value), as torch initialises them."""
+        fill = f32(self.initial_accumulator_value) if self.kind == "adagrad" else 0.0
+        return {name: np.full(n, fill, dtype=np.float32) for name in self.state_names}
+
+    def scalar_names(self) -> tuple[str, ...]:
+        """The kernel's per-step scalar inputs, in argument order."""
+        names = {"adam": ("neg_step_size", "bc2_sqrt"), "adamw": ("neg_step_size", "bc2_sqrt"),
+                 "sgd": ("neg_lr",), "adagrad": ("neg_clr",)}[self.kind]
+        if self.kind == "adamw" and self.weight_decay != 0:
+            names += ("decay",)
+        if self.kind == "sgd" and self.momentum != 0:
+            names += ("first",)
+        return ("inv_scale",) + names
+
+    def host_scalars(self, step: int, lr: float | None = None, loss_scale: float = 1.0) -> dict[str, float]:
+        """Float32 values of the per-step scalars for 1-based ``step``, computed in float64 as torch does."""
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+            raise ConfigError(f"step must be a 1-based integer, got {step!r}")
+        if not (isinstance(loss_scale, (int, float)) and math.isfinite(loss_scale) and loss_scale > 0):
+            raise ConfigError(f"loss_scale must be a positive finite number, got {loss_scale!r}")
+        lr = self.lr if lr is None else float(lr)
+        s = float(step)
+        out = {"inv_scale": f32(1.0 / float(loss_scale))}  # GradScaler: scale.double().reciprocal().float()
+        if self.kind in ("adam", "adamw"):
+            beta1, beta2 = self.betas
+            out["neg_step_size"] = f32(-(lr / (1 - beta1**s)))
+            out["bc2_sqrt"] = f32((1 - beta2**s) ** 0.5)
+            if self.kind == "adamw" and self.weight_decay != 0:
+                out["decay"] = f32(1 - lr * self.weight_decay)
+        elif self.kind == "sgd":
+            out["neg_lr"] = f32(-lr)
+            if self.momentum != 0:
+                out["first"] = 1.0 if step == 1 else 0.0
+        else:
+            out["neg_clr"] = f32(-(lr / (1 + (s - 1) * self.lr_decay)))
+        return {k: out[k] for k in self.scalar_names()}
+
+
+# --------------------------------------------------------------------------------------------- lowering
+class _Builder:
+    """Adds nodes with inferred types, so the lowering reads like torch's update code."""
+
+    def __init__(self, name: str) -> None:
+        self.g = Graph(name)
+
+    def vector(self, name: str, dtype: str, n: int) -> str:
+        self.g.add(name, "input", [], {}, TensorType((n,), dtype))
+        return name
+
+    def scalar(self, name: str) -> str:
+        self.g.add(name, "input", [], {}, TensorType((), "f32"))
+        return name
+
+    def const(self, name: str, value: float) -> str:
+        self.g.add(name, "fconst", [], {"value": f32(value)}, TensorType((), "f32"))
+        return name
+
+    def op(self, name: str, op: str, *inputs: str, **attrs: Any) -> str:
+        node = Node(name, op, list(inputs), dict(attrs), TensorType((), "f32"))
+        node.type = infer_type(node, [self.g[i].type for i in inputs])
+        self.g.add_node(node)
+        return name
+
+    def output(self, target: str, src: str) -> None:
+        self.g.add(f"out.{target}", "output", [src], {}, self.g[src].type)
+
+
+def topk_count(n: int, ratio: float) -> int:
+    """Number of kept gradient elements for a top-k ratio: ceil(ratio * n), at least 1."""
+    return max(1, min(n, math.ceil(ratio * n)))
+
+
+def _lerp(b: _Builder, name: str, start: str, end: str, weight: float) -> str:
+    """torch's ``start.lerp_(end, weight)`` on CPU: fma(w, end-start, start), or fma(w-1, end-start, end)."""
+    w = np.float32(weight)
+    diff = b.op(f"{name}.diff", "ew_sub", end, start)
+    if abs(w) < 0.5:
+        return b.op(name, "ew_fma", b.const(f"{name}.w", float(w)), diff, start)
+    return b.op(name, "ew_fma", b.const(f"{name}.w1", float(w - np.float32(1))), diff, end)
+
+
+def lower_optimizer(spec: OptimizerSpec, n: int, k: int | None = None) -> Graph:
+    """The optimizer IR for vectors of ``n`` elements (``k`` kept elements for top-k gradients)."""
+    if n < 1:
+        raise ConfigError(f"vector length n={n} must be >= 1")
+    b = _Builder(f"{spec.kind}-update")
+    param = b.vector("param", "f32", n)
+    states = {name: b.vector(name, "f32", n) for name in spec.state_names}
+    if spec.topk:
+        k = k if k is not None else topk_count(n, 0.01)
+        idx = b.vector("grad_indices", "int32", k)
+        vals = b.vector("grad_values", spec.grad_dtype, k)
+        if spec.grad_dtype == "f16":
+            vals = b.op("grad_values.f32", "ew_cast", vals, dtype="f32")
+        raw = b.op("grad.dense", "scatter", idx, vals, param)
+    else:
+        raw = b.vector("grad", spec.grad_dtype, n)
+        if spec.grad_dtype == "f16":
+            raw = b.op("grad.f32", "ew_cast", raw, dtype="f32")
+    scalars = {name: b.scalar(name) for name in spec.scalar_names()}
+    g = b.op("g", "ew_mul", raw, scalars["inv_scale"])  # loss-scale unscaling (GradScaler: grad * inv_scale)
+    wd = spec.weight_decay
+    if wd != 0 and spec.kind != "adamw":  # grad.add(param, alpha=wd)
+        g = b.op("g.wd", "ew_fma", param, b.const("weight_decay", wd), g)
+    outs: dict[str, str] = {}
+    if spec.kind in ("adam", "adamw"):
+        p = param
+        if spec.kind == "adamw" and wd != 0:  # param.mul_(1 - lr * wd)
+            p = b.op("param.decayed", "ew_mul", param, scalars["decay"])
+        beta1, beta2 = spec.betas
+        m = _lerp(b, "exp_avg.new", states["exp_avg"], g, 1 - beta1)
+        v = b.op("exp_avg_sq.scaled", "ew_mul", states["exp_avg_sq"], b.const("beta2", beta2))
+        gv = b.op("exp_avg_sq.gv", "ew_mul", b.const("one_minus_beta2", 1 - beta2), g)  # addcmul: (value*g)*g + v
+        v = b.op("exp_avg_sq.new", "ew_fma", gv, g, v)
+        root = b.op("denom.sqrt", "ew_sqrt", v)
+        denom = b.op("denom", "ew_add", b.op("denom.unbiased", "ew_div", root, scalars["bc2_sqrt"]),
+                     b.const("eps", spec.eps))
+        step = b.op("update.num", "ew_mul", scalars["neg_step_size"], m)  # addcdiv: p + (value*m)/denom
+        new_p = b.op("param.new", "ew_add", p, b.op("update", "ew_div", step, denom))
+        outs.update({"exp_avg": m, "exp_avg_sq": v})
+    elif spec.kind == "sgd":
+        d = g
+        if spec.momentum != 0:
+            mom = b.const("momentum", spec.momentum)
+            scaled = b.op("buf.scaled", "ew_mul", states["momentum_buffer"], mom)
+            later = b.op("buf.later", "ew_fma", g, b.const("one_minus_dampening", 1 - spec.dampening), scaled)
+            buf = b.op("momentum_buffer.new", "ew_select", scalars["first"], g, later)
+            d = b.op("g.nesterov", "ew_fma", buf, mom, g) if spec.nesterov else buf
+            outs["momentum_buffer"] = buf
+        new_p = b.op("param.new", "ew_fma", d, scalars["neg_lr"], param)  # param.add_(d, alpha=-lr)
+    else:  # adagrad
+        s = b.op("sum.new", "ew_fma", g, g, states["sum"])  # addcmul(g, g, value=1): 1*g is exact
+        std = b.op("std", "ew_add", b.op("std.sqrt", "ew_sqrt", s), b.const("eps", spec.eps))
+        step = b.op("update.num", "ew_mul", scalars["neg_clr"], g)
+        new_p = b.op("param.new", "ew_add", param, b.op("update", "ew_div", step, std))
+        outs["sum"] = s
+    b.output("param", new_p)
+    for name in spec.state_names:
+        b.output(name, outs[name])
+    if spec.half_copy:
+        b.output("param_fp16", b.op("param.fp16", "ew_cast", new_p, dtype="f16"))
+    b.g.verify()
+    return b.g

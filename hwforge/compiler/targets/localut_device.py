@@ -1,0 +1,187 @@
+"""Device side of the `localut` target: pick and emit a layer's DPU kernel, run it on the emulator, cost it.
+
+Kept apart from the target class so the benchmark can drive single GEMMs through exactly the code the target
+uses (kernel choice, host data files, emulation, decoding, cost model) without an IR graph.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwforge.errors import ConfigError, InternalError
+from hwforge.upmem import kernels as base_kernels
+from hwforge.upmem.kernel import DpuKernel
+
+SCHEMES = ("full", "weight-canonical", "activation-canonical", "joint")
+#: Fault names of the ``fault`` option: every kernel drops its last K group; the LUT kernel can also read the
+#: slice of the wrong activation group.
+FAULTS = ("drop_last_k_group", "slice_off_by_one")
+_LUT_FAULT = {"drop_last_k_group": "skip_last_group", "slice_off_by_one": "slice_off_by_one"}
+
+
+def check_localut_options(options: dict[str, Any]) -> None:
+    """Resolve ``p=0`` to the largest p that fits; refuse a p that does not fit (one clear line)."""
+    from hwforge.ir.quant_lowbit import odd_levels
+    from hwforge.upmem import lut, lutkernel
+
+    lut.check_config(options["scheme"], max(options["p"], 1), options["wbits"], options["abits"])
+    levels = odd_levels(options["wbits"])
+    best = lutkernel.max_p(options["wbits"], options["abits"], options["scheme"], options["tasklets"],
+                           w_levels=levels)
+    if options["p"] == 0:
+        options["p"] = best
+    elif options["p"] > best:
+        raise ConfigError(f"--set p={options['p']}: the {options['scheme']} LUT for W{options['wbits']}"
+                          f"A{options['abits']} fits WRAM/MRAM only up to p={best} with {options['tasklets']} "
+                          "tasklets")
+
+
+def build_kernel(kernel_name: str, wc: np.ndarray, levels: np.ndarray, ac: np.ndarray, options: dict[str, Any],
+                 nr_dpus: int | None = None) -> DpuKernel:
+    """One GEMM's kernel (``kernel_name`` = localut, mac or bitserial) for weight codes ``wc`` (N x K) and
+    activation codes ``ac`` (M x K)."""
+    fault = None if options.get("fault", "none") == "none" else options["fault"]
+    dpus = nr_dpus or options["dpus"]
+    common = (wc, levels, ac, options["wbits"], options["abits"])
+    if kernel_name == "localut":
+        from hwforge.upmem.lutkernel import localut_kernel
+
+        return localut_kernel(*common, options["p"], options["scheme"], dpus, options["tasklets"],
+                              fault=_LUT_FAULT[fault] if fault else None)
+    if fault == "slice_off_by_one":
+        raise ConfigError(f"--set fault=slice_off_by_one applies to the LUT kernel only, not {kernel_name!r}")
+    if kernel_name == "mac":
+        return base_kernels.mac_kernel(*common, dpus, options["tasklets"], fault=fault)
+    if kernel_name == "bitserial":
+        return base_kernels.bitserial_kernel(*common, dpus, options["tasklets"], g=options.get("g", 4), fault=fault)
+    raise ConfigError(f"unknown kernel {kernel_name!r}")
+
+
+def make_kernel(graph, node, ac: np.ndarray, options: dict[str, Any]) -> DpuKernel:
+    """The kernel of one ``lowbit_matmul`` node for input codes ``ac``."""
+    wc = np.asarray(graph.constant_value(node.inputs[1]), dtype=np.int64)
+    levels = np.asarray(graph.constant_value(node.inputs[2]), dtype=np.int64)
+    return build_kernel(options["kernel"], wc, levels, np.asarray(ac, dtype=np.int64), options)
+
+
+def decode(kernel: DpuKernel, raw: bytes) -> np.ndarray:
+    if kernel.meta.get("kernel") == "localut":
+        from hwforge.upmem.lutkernel import decode_localut_output
+
+        return np.asarray(decode_localut_output(kernel, raw), dtype=np.int64)
+    return base_kernels.decode_output(kernel, raw)
+
+
+kernel_files = base_kernels.kernel_files
+host_source = base_kernels.host_source
+makefile = base_kernels.makefile
+
+
+def count_header() -> str:
+    """``hwforge_count.h`` for the artifact: the emulator's header (a no-op without HWFORGE_EMULATION)."""
+    from hwforge.upmem.emulator import include_dir
+
+    path = include_dir() / "hwforge_count.h"
+    return path.read_text() if path.exists() else base_kernels.count_header_stub()
+
+
+_FACT_KEYS = ("kernel", "m", "k", "n", "scheme", "p", "g", "wram_bytes", "lut_table_bytes", "lut_image_bytes",
+              "lut_bytes", "reorder_bytes", "weight_bytes_per_dpu", "fault")
+
+
+def layer_facts(kernel: DpuKernel) -> dict[str, Any]:
+    """Kernel facts for reports (JSON-friendly, deterministic)."""
+    facts = {k: kernel.meta[k] for k in _FACT_KEYS if k in kernel.meta and kernel.meta[k] is not None}
+    facts["dpus"] = kernel.nr_dpus
+    facts["tasklets"] = kernel.nr_tasklets
+    facts["mram_input_bytes_per_dpu"] = sum(len(v) for v in kernel.mram_inputs[0].values())
+    return facts
+
+
+def check_shipped(artifact_dir: Path, layer: str, kernel: DpuKernel) -> None:
+    """The kernel rebuilt from the artifact's IR and inputs must be the one the artifact ships (what is emulated,
+    or built with the SDK, is exactly what the artifact says)."""
+    if (artifact_dir / "dpu" / f"{layer}.c").read_text() != kernel.dpu_source:
+        raise ConfigError(f"{artifact_dir}: dpu/{layer}.c does not match the artifact's IR and options")
+    for fname, data in kernel_files(kernel).items():
+        if (artifact_dir / "data" / layer / fname).read_bytes() != data:
+            raise ConfigError(f"{artifact_dir}: data/{layer}/{fname} does not match the artifact's IR and inputs")
+
+
+@dataclass
+class KernelRun:
+    output: np.ndarray          # M x N int64, decoded from the DPUs' output buffers
+    report: dict[str, Any]      # modelled cycles/time, counts, DMA and host-transfer bytes
+    stats: dict[str, Any]       # the emulator's raw stats
+
+
+def cost_report(stats: dict[str, Any], nr_tasklets: int) -> dict[str, Any]:
+    """Cost-model figures of one launch from the emulator's counts (`hwforge.upmem.cost`): the slowest DPU's
+    cycles and its bound, kernel seconds, and host<->DPU transfer seconds and bytes (the transfers include the
+    one-off upload of weights and tables, which a deployed model pays once, not per inference)."""
+    from hwforge.upmem import cost
+
+    cyc = cost.dpu_cycles(stats, nr_tasklets)
+    t = cost.layer_time(stats, nr_tasklets)
+    launch = cyc["per_launch"][0]
+    dma = sum(d["total"].get("dma_read_bytes", 0) + d["total"].get("dma_write_bytes", 0)
+              for d in stats.get("dpus", []))
+    return {"cycles": int(cyc["cycles"]), "bound": launch["bound"], "critical_dpu": launch["critical_dpu"],
+            "kernel_s": t["kernel_s"], "host_to_dpu_s": t["host_to_dpu_s"], "dpu_to_host_s": t["dpu_to_host_s"],
+            "total_s": t["total_s"], "host_to_dpu_bytes": int(t["host_to_dpu_bytes"]),
+            "dpu_to_host_bytes": int(t["dpu_to_host_bytes"]), "dma_bytes": int(dma),
+            "per_dpu_cycles": [int(c) for c in cyc["per_dpu"]]}
+
+
+def run_kernel(kernel: DpuKernel, timeout: float = 600) -> KernelRun:
+    """Build (cached) and run ``kernel`` with the generic host program on the emulator; decode its output."""
+    from hwforge.upmem.emulator import build_emulation, run_emulation
+
+    build = build_emulation(kernel.dpu_source, host_source(), kernel.nr_tasklets)
+    with tempfile.TemporaryDirectory(prefix="hwforge_localut_") as tmp:
+        work = Path(tmp)
+        data = work / "data"
+        data.mkdir()
+        for fname, blob in kernel_files(kernel).items():
+            (data / fname).write_bytes(blob)
+        run = run_emulation(build, [str(build.dpu_binary), "data", "out.bin"], cwd=work, timeout=timeout)
+        if run.returncode != 0:
+            raise InternalError(f"{kernel.name}: host program exited {run.returncode}: "
+                                f"{(run.stderr.strip().splitlines() or ['(no output)'])[-1]}")
+        raw = (work / "out.bin").read_bytes()
+    output = decode(kernel, raw)
+    report = cost_report(run.stats, kernel.nr_tasklets)
+    report["perfcounter_cycles"] = [int(line.split()[3]) for line in run.stdout.splitlines()
+                                    if line.startswith("dpu ") and " cycles " in line]
+    return KernelRun(output, report, run.stats)
+
+
+def totals(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whole-network sums of the per-layer cost figures that add up (cycles, seconds, bytes)."""
+    out: dict[str, Any] = {}
+    names = {"cycles": "cycles", "kernel_s": "kernel_s", "total_s": "time_s", "host_to_dpu_bytes": "host_to_dpu_bytes",
+             "dpu_to_host_bytes": "dpu_to_host_bytes", "dma_bytes": "dma_bytes"}
+    for key, name in names.items():
+        vals = [entry[key] for entry in layers if isinstance(entry.get(key), (int, float))]
+        if vals:
+            out[f"total_{name}"] = sum(vals)
+    return out
+
+
+def build_emulation_binaries(artifact_dir: Path, options: dict[str, Any], layers: list[str]) -> list[str]:
+    """Emulation builds of the artifact's own DPU C and host C, one per layer, under ``build/emu/<layer>``."""
+    from hwforge.upmem.emulator import build_emulation
+
+    host = (artifact_dir / "host" / "host.c").read_text()
+    made = []
+    for layer in layers:
+        out = artifact_dir / "build" / "emu" / layer
+        b = build_emulation((artifact_dir / "dpu" / f"{layer}.c").read_text(), host, options["tasklets"], out_dir=out)
+        made += [str(Path(b.dpu_binary).relative_to(artifact_dir.resolve())),
+                 str(Path(b.host_binary).relative_to(artifact_dir.resolve()))]
+    return made
