@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -177,6 +178,7 @@ def main() -> None:
         args.params, args.elements, args.steps = 1e6, 1 << 20, 1
     console = Console(width=180)
     start = time.monotonic()
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(dir=args.storage, prefix="hwforge-smartupdate-") as tmp:
         root = Path(tmp)
         b = bytes_per_param(root)
@@ -211,12 +213,14 @@ def main() -> None:
                              f"host link {HOST_GBS} GB/s shared, {DEV_GBS} GB/s per device",
                              ["devices", "baseline s", "SmartUpdate s", "SmartUpdate+top-k s", "speedup"], model_rows))
     wall = time.monotonic() - start
-    console.print(f"wall time {wall / 60:.1f} min")
+    load = [round(x, 1) for x in (*load_start, *os.getloadavg())]
+    console.print(f"wall time {wall / 60:.1f} min; load average (1, 5, 15 min) at start {load[:3]}, at end {load[3:]} "
+                  f"on {os.cpu_count()} cores (other jobs share the machine)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"settings": {"quick": args.quick, "params": args.params, "steps": args.steps,
                                                   "elements": args.elements, "optimizer": OPT,
                                                   "link_model_GBs": {"host": HOST_GBS, "device": DEV_GBS},
-                                                  "wall_seconds": round(wall, 1)},
+                                                  "wall_seconds": round(wall, 1), "load_average": load},
                                      "bytes_per_param": b, "throughput": tp, "step_times": st,
                                      "link_model": model_rows}, indent=1) + "\n")
     console.print(f"wrote {args.json}")

@@ -10,6 +10,7 @@ from hwforge.upmem.emulator import (
     missing_sdk_tools,
     run_emulation,
 )
+from hwforge.upmem.kernels import bitserial_kernel, decode_output, host_source, kernel_files, mac_kernel, makefile
 from hwforge.upmem.lut import SCHEMES, PackedLut, build_lut, entry_count, lut_layout, reduction_factor
 from hwforge.upmem.lutgemm import int_gemm, lut_gemm
 from hwforge.upmem.lutkernel import decode_localut_output, localut_kernel, max_p
@@ -38,4 +39,11 @@ __all__ = [
     "lut_layout",
     "max_p",
     "reduction_factor",
+    # baseline kernels (integer MAC, bit-serial) and the generic host program (hwforge.upmem.kernels)
+    "bitserial_kernel",
+    "decode_output",
+    "host_source",
+    "kernel_files",
+    "mac_kernel",
+    "makefile",
 ]

@@ -74,5 +74,5 @@ def test_verify_on_a_non_artifact_exits_2(tmp_path: Path) -> None:
 
 
 def test_planned_target_exits_2() -> None:
-    r = run_cli("compile", "mlp-digits", "--target", "localut")
+    r = run_cli("compile", "mlp-digits", "--target", "sgcn")
     assert r.code == 2 and "planned" in r.stderr

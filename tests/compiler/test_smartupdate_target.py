@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -69,6 +70,11 @@ def test_artifacts_are_byte_identical(tmp_path: Path) -> None:
     assert (a.artifact / "manifest.json").read_bytes() == (b.artifact / "manifest.json").read_bytes()
     r = _verify(a.artifact)
     assert r["passed"] and all(t["mismatches_vs_torch"] == 0 for t in r["tensors"].values())  # SGD: exact
+    # the runtime entry point: the artifact's kernel on (here: the same) inputs
+    manifest = read_manifest(a.artifact)
+    inputs = {n: np.load(a.artifact / "inputs" / f"{n}.npy") for n in manifest["inputs"]}
+    out = get_target("smartupdate").run(a.artifact, manifest, inputs)
+    assert np.array_equal(out["param"], np.load(a.artifact / "expected" / "param.npy"))
 
 
 @pytest.mark.parametrize(("model", "sets"), [
@@ -94,6 +100,10 @@ def test_user_file_optimizer_and_errors(tmp_path: Path) -> None:
     for bad in ("grad=int8", "n=0", "chunk=100", "topk=2", "dataflow=2", "colour=red", "fault=sometimes"):
         with pytest.raises(ConfigError, match=bad.split("=")[0]):
             compile_model("adamw", "smartupdate", tmp_path / "X", [bad])
+    with pytest.raises(ConfigError, match="overflows the f16"):
+        compile_model("adamw", "smartupdate", tmp_path / "X", ["grad=fp16", "loss_scale=1e6"])
+    with pytest.raises(ConfigError, match="n\\*steps"):
+        compile_model("adamw", "smartupdate", tmp_path / "X", ["n=67108864", "steps=1000"])
     with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'"):
         compile_model("rmsprop", "smartupdate", tmp_path / "X", [])
     assert not (tmp_path / "X").exists() and not (tmp_path / "F").exists()

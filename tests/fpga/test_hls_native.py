@@ -140,3 +140,26 @@ def test_broken_kernels_are_caught(fault: str) -> None:
     r = _verify(spec, 1003, options=HlsOptions(chunk=CHUNK, fault=fault))
     assert r["passed"] is False
     assert r["tensors"]["param"]["mismatches_vs_ir"] > 0
+
+
+def test_threads_update_concurrently_with_identical_results() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    spec = OptimizerSpec(kind="adamw", lr=1e-2, weight_decay=0.01, half_copy=True)
+    upd = NativeUpdater.build(spec, options=HlsOptions(chunk=CHUNK))
+    rng = np.random.default_rng(5)
+    shards = [(rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32))
+              for n in (1000, 333, 4097, 17)]
+
+    def run(shard):
+        param, grad = shard[0].copy(), shard[1]
+        states = {k: np.zeros(param.size, np.float32) for k in upd.state_names}
+        for step in (1, 2):
+            half = upd.step(param, states, grad, step)
+        return param, half
+
+    sequential = [run(s) for s in shards]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(run, shards))
+    for (p1, h1), (p2, h2) in zip(sequential, parallel, strict=True):
+        assert np.array_equal(p1, p2) and np.array_equal(h1, h2)

@@ -12,6 +12,7 @@ from offload_cases import SUBGROUP, config, model, train_in_memory, train_offloa
 from hwforge.errors import ConfigError
 from hwforge.host import OffloadConfig, OffloadTrainer
 from hwforge.host.offload import Layout
+from hwforge.zoo.gpt import CharData, corpus, gpt_model
 
 STEPS = 4
 
@@ -94,8 +95,14 @@ def test_storage_misuse_is_caught(tmp_path: Path) -> None:
         tr.resume()
         with pytest.raises(ConfigError, match="in use by another trainer"):
             OffloadTrainer(model(), cfg)
+        with pytest.raises(ConfigError, match="must be JSON-serialisable"):
+            tr.step(grads=torch.zeros(_numel()), user_state={"bad": object()})
         with pytest.raises(ConfigError, match="flat grads have 3 elements"):
             tr.step(grads=torch.zeros(3))
+        with pytest.raises(ConfigError, match="previous step failed; call resume"):
+            tr.step(grads=torch.zeros(_numel()))
+        assert tr.resume().step == 0
+        tr.step(grads=torch.zeros(_numel()))
     with OffloadTrainer(model(), config(tmp_path, "baseline", devices=3)) as tr, \
             pytest.raises(ConfigError, match="different layout"):
         tr.resume()
@@ -104,3 +111,22 @@ def test_storage_misuse_is_caught(tmp_path: Path) -> None:
     with OffloadTrainer(model(), config(tmp_path / "other", "baseline")) as tr, \
             pytest.raises(ConfigError, match="not empty"):
         tr.resume()
+
+
+def test_fp16_gradients_halve_the_downlink(tmp_path: Path) -> None:
+    n = _numel()
+    with OffloadTrainer(model(), config(tmp_path, "smartupdate", grad_dtype="fp16")) as tr:
+        tr.resume()
+        tr.step(grads=torch.full((n,), 1e-3))
+        assert tr.counters.bytes("host", "grad_down") == 2 * n and tr.counters.per_param_step("host") == 6.0
+
+
+def test_gpt_corpus_is_deterministic_and_bad_shapes_are_refused() -> None:
+    assert corpus(2000, seed=3) == corpus(2000, seed=3) != corpus(2000, seed=4)
+    data = CharData(corpus(2000))
+    x, y = data.batch(5, 2, 8)
+    assert torch.equal(x, data.batch(5, 2, 8)[0]) and torch.equal(x[:, 1:], y[:, :-1])
+    with pytest.raises(ConfigError, match="not a multiple of n_head"):
+        gpt_model(len(data.vocab), d_model=30, n_head=4)
+    with pytest.raises(ConfigError, match="longer than the context"):
+        gpt_model(len(data.vocab), ctx=4)(x)

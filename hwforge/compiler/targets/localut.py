@@ -41,6 +41,18 @@ def layer_name(node: str) -> str:
     return node[:-3] if node.endswith(".mm") else node
 
 
+def _example_labels(model, inputs: dict[str, Any]) -> np.ndarray | None:
+    """Labels of the reference inputs when they are the first rows of the model's labelled test split."""
+    if model.test_set is None or len(inputs) != 1:
+        return None
+    (x,) = inputs.values()
+    xs, ys = model.test_set
+    x = np.asarray(x)
+    if len(x) > len(xs) or not np.array_equal(np.asarray(xs[:len(x)]), x):
+        return None
+    return np.asarray(ys[:len(x)], dtype=np.int64)
+
+
 class LocalutTarget(Target):
     name = "localut"
     description = "LOCALUT LUT-based low-bit inference (UPMEM DPU C), with MAC and bit-serial baselines"
@@ -97,6 +109,9 @@ class LocalutTarget(Target):
                 writer.add_bytes(f"data/{layer}/{fname}", data)
             writer.add_npy(f"expected/int/{node.name}.npy", values[node.name].numpy().astype(np.int64))
             layers.append({"node": node.name, "layer": layer, **dev.layer_facts(kernel)})
+        labels = _example_labels(model, inputs)
+        if labels is not None:  # the default example inputs are the head of the test split: keep their labels
+            writer.add_npy("expected/labels.npy", labels)
         writer.add_text("host/host.c", dev.host_source())
         writer.add_text("dpu/hwforge_count.h", dev.count_header())
         writer.add_text("Makefile", dev.makefile([entry["layer"] for entry in layers], options["tasklets"]))
@@ -160,15 +175,19 @@ class LocalutTarget(Target):
         seed = seed + int(manifest["options"].get("seed", 0))
         graph, inputs, values, layers = self._run(artifact_dir, manifest, None, expected=True, seed=seed)
         int_ref = interpret(graph, inputs)
-        labels_path = artifact_dir / "inputs" / "labels.npy"
-        labels = load_npy(labels_path) if labels_path.exists() else None
+        labels = None
+        for labels_path in (artifact_dir / "inputs" / "labels.npy", artifact_dir / "expected" / "labels.npy"):
+            if labels_path.exists():
+                labels = load_npy(labels_path)
+                break
         outputs = {name: output_metrics(values[name].numpy(), load_npy(artifact_dir / "expected" / f"{name}.npy"),
                                         labels, int_ref[name].numpy())
                    for name in graph.outputs}
         mismatches = sum(entry["mismatches"] + entry["random_codes_mismatches"] for entry in layers)
         totals = dev.totals(layers)
         return {"passed": mismatches == 0, "mismatches": mismatches, "seed": seed,
-                "kernel": manifest["options"]["kernel"], **totals, "layers": layers, "outputs": outputs}
+                "kernel": manifest["options"]["kernel"], "cycles": totals.get("total_cycles", 0), **totals,
+                "layers": layers, "outputs": outputs}
 
     # ------------------------------------------------------------------------------------------------- build
     def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+import hwforge.upmem as upmem
 from hwforge.errors import ConfigError, InternalError
 from hwforge.upmem import kernels as base_kernels
 from hwforge.upmem.kernel import DpuKernel
@@ -27,11 +28,11 @@ _LUT_FAULT = {"drop_last_k_group": "skip_last_group", "slice_off_by_one": "slice
 def check_localut_options(options: dict[str, Any]) -> None:
     """Resolve ``p=0`` to the largest p that fits; refuse a p that does not fit (one clear line)."""
     from hwforge.ir.quant_lowbit import odd_levels
-    from hwforge.upmem import lut, lutkernel
+    from hwforge.upmem import lut
 
     lut.check_config(options["scheme"], max(options["p"], 1), options["wbits"], options["abits"])
     levels = odd_levels(options["wbits"])
-    best = lutkernel.max_p(options["wbits"], options["abits"], options["scheme"], options["tasklets"],
+    best = upmem.max_p(options["wbits"], options["abits"], options["scheme"], options["tasklets"],
                            w_levels=levels)
     if options["p"] == 0:
         options["p"] = best
@@ -49,16 +50,14 @@ def build_kernel(kernel_name: str, wc: np.ndarray, levels: np.ndarray, ac: np.nd
     dpus = nr_dpus or options["dpus"]
     common = (wc, levels, ac, options["wbits"], options["abits"])
     if kernel_name == "localut":
-        from hwforge.upmem.lutkernel import localut_kernel
-
-        return localut_kernel(*common, options["p"], options["scheme"], dpus, options["tasklets"],
+        return upmem.localut_kernel(*common, options["p"], options["scheme"], dpus, options["tasklets"],
                               fault=_LUT_FAULT[fault] if fault else None)
     if fault == "slice_off_by_one":
         raise ConfigError(f"--set fault=slice_off_by_one applies to the LUT kernel only, not {kernel_name!r}")
     if kernel_name == "mac":
-        return base_kernels.mac_kernel(*common, dpus, options["tasklets"], fault=fault)
+        return upmem.mac_kernel(*common, dpus, options["tasklets"], fault=fault)
     if kernel_name == "bitserial":
-        return base_kernels.bitserial_kernel(*common, dpus, options["tasklets"], g=options.get("g", 4), fault=fault)
+        return upmem.bitserial_kernel(*common, dpus, options["tasklets"], g=options.get("g", 4), fault=fault)
     raise ConfigError(f"unknown kernel {kernel_name!r}")
 
 
@@ -71,15 +70,13 @@ def make_kernel(graph, node, ac: np.ndarray, options: dict[str, Any]) -> DpuKern
 
 def decode(kernel: DpuKernel, raw: bytes) -> np.ndarray:
     if kernel.meta.get("kernel") == "localut":
-        from hwforge.upmem.lutkernel import decode_localut_output
-
-        return np.asarray(decode_localut_output(kernel, raw), dtype=np.int64)
-    return base_kernels.decode_output(kernel, raw)
+        return np.asarray(upmem.decode_localut_output(kernel, raw), dtype=np.int64)
+    return upmem.decode_output(kernel, raw)
 
 
-kernel_files = base_kernels.kernel_files
-host_source = base_kernels.host_source
-makefile = base_kernels.makefile
+kernel_files = upmem.kernel_files
+host_source = upmem.host_source
+makefile = upmem.makefile
 
 
 def count_header() -> str:
@@ -124,10 +121,8 @@ def cost_report(stats: dict[str, Any], nr_tasklets: int) -> dict[str, Any]:
     """Cost-model figures of one launch from the emulator's counts (`hwforge.upmem.cost`): the slowest DPU's
     cycles and its bound, kernel seconds, and host<->DPU transfer seconds and bytes (the transfers include the
     one-off upload of weights and tables, which a deployed model pays once, not per inference)."""
-    from hwforge.upmem import cost
-
-    cyc = cost.dpu_cycles(stats, nr_tasklets)
-    t = cost.layer_time(stats, nr_tasklets)
+    cyc = upmem.dpu_cycles(stats, nr_tasklets)
+    t = upmem.layer_time(stats, nr_tasklets)
     launch = cyc["per_launch"][0]
     dma = sum(d["total"].get("dma_read_bytes", 0) + d["total"].get("dma_write_bytes", 0)
               for d in stats.get("dpus", []))
@@ -140,16 +135,14 @@ def cost_report(stats: dict[str, Any], nr_tasklets: int) -> dict[str, Any]:
 
 def run_kernel(kernel: DpuKernel, timeout: float = 600) -> KernelRun:
     """Build (cached) and run ``kernel`` with the generic host program on the emulator; decode its output."""
-    from hwforge.upmem.emulator import build_emulation, run_emulation
-
-    build = build_emulation(kernel.dpu_source, host_source(), kernel.nr_tasklets)
+    build = upmem.build_emulation(kernel.dpu_source, host_source(), kernel.nr_tasklets)
     with tempfile.TemporaryDirectory(prefix="hwforge_localut_") as tmp:
         work = Path(tmp)
         data = work / "data"
         data.mkdir()
         for fname, blob in kernel_files(kernel).items():
             (data / fname).write_bytes(blob)
-        run = run_emulation(build, [str(build.dpu_binary), "data", "out.bin"], cwd=work, timeout=timeout)
+        run = upmem.run_emulation(build, [str(build.dpu_binary), "data", "out.bin"], cwd=work, timeout=timeout)
         if run.returncode != 0:
             raise InternalError(f"{kernel.name}: host program exited {run.returncode}: "
                                 f"{(run.stderr.strip().splitlines() or ['(no output)'])[-1]}")
@@ -175,13 +168,12 @@ def totals(layers: list[dict[str, Any]]) -> dict[str, Any]:
 
 def build_emulation_binaries(artifact_dir: Path, options: dict[str, Any], layers: list[str]) -> list[str]:
     """Emulation builds of the artifact's own DPU C and host C, one per layer, under ``build/emu/<layer>``."""
-    from hwforge.upmem.emulator import build_emulation
-
     host = (artifact_dir / "host" / "host.c").read_text()
     made = []
     for layer in layers:
         out = artifact_dir / "build" / "emu" / layer
-        b = build_emulation((artifact_dir / "dpu" / f"{layer}.c").read_text(), host, options["tasklets"], out_dir=out)
+        source = (artifact_dir / "dpu" / f"{layer}.c").read_text()
+        b = upmem.build_emulation(source, host, options["tasklets"], out_dir=out)
         made += [str(Path(b.dpu_binary).relative_to(artifact_dir.resolve())),
                  str(Path(b.host_binary).relative_to(artifact_dir.resolve()))]
     return made

@@ -142,6 +142,9 @@ class SmartUpdateTarget(Target):
                 out[key] = _int(key, text, 0, 1 << 31)
             else:
                 out[key] = text
+        if out["n"] * out["steps"] > 1 << 27:
+            raise ConfigError(f"--set n={out['n']} steps={out['steps']}: the reference gradients would take "
+                              f"{out['n'] * out['steps'] * 4 >> 20} MiB; keep n*steps <= 2**27")
         _hls_options(out)  # validates chunk, fault, memory
         return out
 

@@ -32,7 +32,7 @@ from hwforge.errors import ConfigError, InternalError
 FEATURE_BITS = 16  # the fixed_point pass's default Q8.8 features; edge values are Q2.14 (also 16 bits)
 SIM_COUNTERS = ("cycles", "cache_hits", "cache_misses", "bytes_read", "bytes_written")
 COMB_SIM_FIELDS = ("cycles", "compute_cycles", "folds", "busy_cycles", "stall_cycles", "bytes_read", "bytes_written")
-# combination engine options: (default, what --set accepts); the array is the gemm target's
+# the combination engine's --set options and their defaults; the engine is the gemm target's array
 COMB_OPTIONS: dict[str, Any] = {"comb_rows": 4, "comb_cols": 4, "comb_dataflow": "ws", "comb_op_depth": 256,
                                 "comb_out_depth": 1024}
 COMB_WORDS = 1 << 20
@@ -145,10 +145,13 @@ def _comb_hex_name(node: str, index: int, chunks: int) -> str:
     return f"mem/combination/{node}.hex" if chunks == 1 else f"mem/combination/{node}.{index}.hex"
 
 
-def _comb_timeout(cfg, m: int, k: int, n: int) -> int:
-    """A cycle budget no correct run reaches: every operand element loaded from memory (A once per column block,
-    weights once per row block) at 32 cycles each, which covers latency and heavy stalls."""
-    loads = m * k * -(-n // cfg.cols) + n * k * -(-m // cfg.rows) + 2 * m * n
+def _comb_timeout(cfg, plan) -> int:
+    """A cycle budget no correct run reaches: every operand element loaded from memory on its own (A once per
+    column block, weights and biases once per row chunk and K block) at 32 cycles each, which covers latency
+    and heavy stalls; it only has to stop a hung design."""
+    m, k, n = plan.m, plan.k, plan.n
+    chunks = -(-m // min(cfg.rows, plan.m_tile))
+    loads = m * k * -(-n // cfg.cols) + (n * k + n * -(-k // cfg.rows)) * chunks + 2 * m * n
     return 20_000_000 + 32 * loads
 
 
@@ -304,9 +307,8 @@ class SnfTarget(Target):
             outs = []
             for i, (_, program) in enumerate(chunks):
                 check_shipped(program.hex_text(), _comb_hex_name(node.name, i, len(chunks)))
-                plan = program.plans[0]
                 sim = gemm.simulate(comb_cfg, program, seed=seed, verilog=comb_verilog, classes=True,
-                                    timeout_cycles=_comb_timeout(comb_cfg, plan.m, plan.k, plan.n))
+                                    timeout_cycles=_comb_timeout(comb_cfg, program.plans[0]))
                 outs.append(sim.outputs[0])
                 _sum_into(entry, {k: getattr(sim, k) for k in COMB_SIM_FIELDS})
                 _sum_into(entry["bytes_by_class"], sim.bytes_by_class)

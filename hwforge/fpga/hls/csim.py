@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from hwforge.compiler.optim import OptimizerSpec, topk_count
+from hwforge.errors import ConfigError
 
 RTOL = 1e-5
 ATOL = 1e-6
@@ -29,6 +30,11 @@ def make_inputs(spec: OptimizerSpec, n: int, steps: int, seed: int, topk_ratio: 
     grads = (rng.standard_normal((steps, n)) * 0.1).astype(np.float32) * np.float32(loss_scale)
     gdtype = np.float16 if spec.grad_dtype == "f16" else np.float32
     out = {"param": param, "loss_scale": np.array([loss_scale], dtype=np.float64)}
+    with np.errstate(over="ignore"):
+        overflow = not np.all(np.isfinite(grads.astype(gdtype)))
+    if overflow:
+        raise ConfigError(f"loss_scale={loss_scale} overflows the {spec.grad_dtype} test gradients (torch's GradScaler "
+                          "would skip such a step); use a smaller loss_scale")
     if spec.topk:
         k = topk_count(n, topk_ratio)
         idx = np.sort(np.argsort(-np.abs(grads), axis=1, kind="stable")[:, :k], axis=1).astype(np.int32)

@@ -27,7 +27,7 @@ LANES = 16
 DEFAULT_CHUNK = 4096
 MAX_CHUNK = 16384
 FAULTS = ("none", "no_bias_correction", "drop_tail")
-_BINARY = {"ew_add": "+", "ew_sub": "-", "ew_mul": "*", "ew_div": "/"}
+SUPPORTED_OPS = ("ew_add", "ew_sub", "ew_mul", "ew_div", "ew_sqrt", "ew_fma", "ew_select", "ew_cast")
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,25 @@ class Port:
     buffer: str  # host buffer it belongs to (in/out ports of one vector share it)
     doc: str
     wide: bool = True
-    main_arg: str = ""  # how the C-simulation entry point passes it for the whole beats
-    tail_arg: str = ""  # ... and for the padded last beat
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A value a statement reads; the template spells it (``kind``: vec, beat, scalar, const, var, one)."""
+
+    kind: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One IR node as one C++ declaration; the template turns ``op`` and ``args`` into the expression."""
+
+    ctype: str  # float or fp16_t
+    var: str
+    op: str
+    args: tuple[Operand, ...]
+    node: str  # the IR node name, for the comment
 
 
 @dataclass
@@ -76,11 +93,11 @@ class KernelModel:
     read_only: list[str]  # dense vectors only read (the gradient)
     write_only: list[str]  # vectors only written (the fp16 copy)
     beat_in: list[tuple[str, str]]  # (name, beat type) of every beat the update reads
-    beat_out: list[tuple[str, str, str]]  # (name, beat type, source variable) of every beat it writes
+    beat_out: list[tuple[str, str, Operand]]  # (name, beat type, source value) of every beat it writes
     topk_name: str | None  # the dense gradient beat decompressed from top-k pairs
     topk_ctype: str | None  # C type of the top-k values
-    constants: list[tuple[str, str, str]]  # (C name, literal, IR node)
-    statements: list[tuple[str, str, str]]  # (C declaration, expression, comment)
+    constants: list[tuple[str, str, str]]  # (name, float literal, IR node)
+    statements: list[Statement]  # one per IR node, in the IR's order
     options: HlsOptions
     csim_params: list[tuple[str, str, str]] = field(default_factory=list)
     csim_wide: list[tuple[str, str, str]] = field(default_factory=list)
@@ -117,21 +134,6 @@ def float_literal(value: float) -> str:
     text = (np.format_float_positional(x, unique=True, trim="0") if x == 0 or 1e-4 <= abs(x) < 1e7
             else np.format_float_scientific(x, unique=True, trim="0"))
     return text + "f"
-
-
-def _expr(graph: Graph, node, ref) -> str:
-    a = [ref(i) for i in node.inputs]
-    if node.op in _BINARY:
-        return f"{a[0]} {_BINARY[node.op]} {a[1]}"
-    if node.op == "ew_sqrt":
-        return f"hwf_sqrt({a[0]})"
-    if node.op == "ew_fma":
-        return f"hwf_fma({a[0]}, {a[1]}, {a[2]})"
-    if node.op == "ew_select":
-        return f"({a[0]} != 0.0f) ? {a[1]} : {a[2]}"
-    if node.op == "ew_cast":
-        return f"(fp16_t)({a[0]})" if node.attrs["dtype"] == "f16" else f"(float)({a[0]})"
-    raise UnsupportedOpError(f"node '{node.name}' ({node.op}): the HLS emitter has no C++ for this op")
 
 
 def kernel_model(graph: Graph, options: HlsOptions) -> KernelModel:
@@ -183,30 +185,32 @@ def kernel_model(graph: Graph, options: HlsOptions) -> KernelModel:
         ports.append(Port(o, wide(dtype), False, "", o, f"{o} ({dtype}, written)"))
     for i, p in enumerate(ports):
         p.bundle = f"gmem{i}"
-        p.main_arg = f"({'const ' if p.const else ''}{p.ctype}*){p.buffer}" if p.arg != "grad_indices" else p.arg
-        p.tail_arg = f"&t_{p.buffer}" if p.wide else p.main_arg
 
-    def ref(src: str) -> str:
+    def ref(src: str) -> Operand:
         node = graph[src]
         if node.op == "input" and node.type.rank == 1:
-            return f"x_{c_ident(src)}[l]"
+            return Operand("beat", c_ident(src))
         if node.op == "input":
-            return "1.0f" if options.fault == "no_bias_correction" and src == "bc2_sqrt" else src
+            no_bc = options.fault == "no_bias_correction" and src == "bc2_sqrt"
+            return Operand("one") if no_bc else Operand("scalar", src)
         if node.op == "fconst":
-            return f"c_{c_ident(src)}"
+            return Operand("const", c_ident(src))
         if node.op == "scatter":
-            return f"x_{topk_name}[l]"
-        return f"v_{c_ident(src)}"
+            return Operand("beat", topk_name)
+        return Operand("var", c_ident(src))
 
     constants, statements = [], []
     for node in graph.nodes():
         if node.op in ("input", "output", "scatter") or node.name in skip:
             continue
         if node.op == "fconst":
-            constants.append((f"c_{c_ident(node.name)}", float_literal(node.attrs["value"]), node.name))
+            constants.append((c_ident(node.name), float_literal(node.attrs["value"]), node.name))
             continue
+        if node.op not in SUPPORTED_OPS:
+            raise UnsupportedOpError(f"node '{node.name}' ({node.op}): the HLS emitter has no C++ for this op")
         ctype = "fp16_t" if node.type.dtype == "f16" else "float"
-        statements.append((f"{ctype} v_{c_ident(node.name)}", _expr(graph, node, ref), f"%{node.name} = {node.op}"))
+        statements.append(Statement(ctype, c_ident(node.name), node.op, tuple(ref(i) for i in node.inputs),
+                                    node.name))
     beat_in = [(v, "f32x16") for v in rmw] + [(v, wide(graph[v].type.dtype)) for v in reads]
     if topk_name:
         beat_in.append((topk_name, "f32x16"))

@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +32,19 @@ from hwforge.errors import ConfigError, MissingToolError
 from hwforge.fpga.hls.emit import HlsOptions, kernel_model, kernel_source
 
 CXXFLAGS = ("-std=c++17", "-O2", "-ffp-contract=off", "-fno-strict-aliasing", "-shared", "-fPIC")
+
+
+@functools.cache
+def cxxflags() -> tuple[str, ...]:
+    """`CXXFLAGS`, plus ``-mfma -mf16c`` when this CPU has them: fmaf and fp16 conversions become single
+    instructions (about 4x faster) with bit-identical results (both are correctly rounded either way, and
+    ``-ffp-contract=off`` still forbids contracting anything else). The flags are part of the cache key."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return CXXFLAGS
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    return CXXFLAGS + (("-mfma", "-mf16c") if {"fma", "f16c"} <= flags else ())
 
 
 def hls_cache_dir() -> Path:
@@ -52,7 +66,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def source_digest(name: str, header: str, source: str) -> str:
     h = hashlib.sha256()
-    for part in (name, header, source, " ".join(CXXFLAGS)):
+    for part in (name, header, source, " ".join(cxxflags())):
         h.update(part.encode() + b"\0")
     return h.hexdigest()
 
@@ -78,14 +92,14 @@ def compile_kernel(name: str, header: str, source: str, cache_dir: Path | None =
         (build_dir / f"{name}.cpp").write_text(source)
         fd, tmp = tempfile.mkstemp(prefix=f".lib{name}.", suffix=".so", dir=build_dir)
         os.close(fd)
-        proc = subprocess.run([gxx, *CXXFLAGS, "-o", tmp, str(build_dir / f"{name}.cpp")],
+        proc = subprocess.run([gxx, *cxxflags(), "-o", tmp, str(build_dir / f"{name}.cpp")],
                               capture_output=True, text=True)
         if proc.returncode != 0:
             Path(tmp).unlink(missing_ok=True)
             first = (proc.stderr.strip().splitlines() or ["no output"])[0]
             raise ConfigError(f"g++ failed on the generated kernel {build_dir / (name + '.cpp')}: {first}")
         (build_dir / "build.json").write_text(json.dumps({"kernel": name, "source_sha256": digest,
-                                                          "cxxflags": list(CXXFLAGS), **(meta or {})},
+                                                          "cxxflags": list(cxxflags()), **(meta or {})},
                                                          sort_keys=True, indent=1) + "\n")
         os.replace(tmp, lib)
     return lib
@@ -157,7 +171,8 @@ class NativeUpdater:
         name, header, source = kernel_source(lower_optimizer(spec, 1), options)
         if not path.is_file() or source_digest(name, header, source) != meta.get("source_sha256"):
             raise ConfigError(f"{path} was not built for this optimizer spec ({spec.kind}, "
-                              f"grad_format={spec.grad_format}, half_copy={spec.half_copy}); rebuild it")
+                              f"grad_format={spec.grad_format}, half_copy={spec.half_copy}) with this machine's "
+                              "compiler flags; rebuild it with NativeUpdater.build")
         return cls(path, spec, options)
 
     # ----------------------------------------------------------------------------------------------- use

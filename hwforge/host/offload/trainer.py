@@ -75,6 +75,7 @@ class OffloadTrainer:
         engine_cls = SmartUpdateEngine if config.mode == "smartupdate" else BaselineEngine
         self.engine = engine_cls(config, self.layout, self.counters)
         self.step_count: int | None = None
+        self._failed = False
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def __enter__(self) -> OffloadTrainer:
@@ -94,6 +95,7 @@ class OffloadTrainer:
         Also the way back after a crash: restarts every worker, rolls the devices back to the global commit and
         restores the parameters, RNG states, top-k residual and user state of that step.
         """
+        self._failed = False
         commit = self._read_commit()
         if commit is None:
             self._check_empty()
@@ -132,12 +134,24 @@ class OffloadTrainer:
             raise ConfigError("offload: call resume() before step() (it initialises or reopens storage_dir)")
         if loss_fn is not None and grads is not None:
             raise ConfigError("offload step: pass loss_fn or grads, not both")
+        try:
+            json.dumps(user_state)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"offload step: user_state must be JSON-serialisable ({exc})") from None
+        if self._failed:
+            raise ConfigError(f"offload: a previous step failed; call resume() to continue from step "
+                              f"{self.step_count}")
         t = self.step_count + 1
-        self.engine.begin(t)  # devices start prefetching this step's subgroups now
-        loss = self._gradients(loss_fn, grads)
-        self.engine.update(t, self._payload, self.flat, lr)
-        self.engine.commit(t)
-        self._commit(t, user_state)
+        try:
+            self.engine.begin(t)  # devices start prefetching this step's subgroups now
+            loss = self._gradients(loss_fn, grads)
+            self.engine.update(t, self._payload, self.flat, lr)
+            self.engine.commit(t)
+            self._commit(t, user_state)
+        except BaseException:
+            # prefetches, link slots and the model's working copy are mid-step: only resume() may continue
+            self._failed = True
+            raise
         self.counters.steps += 1
         return loss
 
@@ -236,10 +250,6 @@ class OffloadTrainer:
                                self.cfg.fsync)
             self.counters.add("host_local", "residual_ckpt", self.residual.numel() * 4)
             record["residual"] = f"host/residual.v{step:08d}.f32"
-        try:
-            json.dumps(user_state)
-        except TypeError as exc:
-            raise ConfigError(f"offload step: user_state must be JSON-serialisable ({exc})") from None
         atomic_write_json(self.root / "commit.json", record, self.cfg.fsync)
         self.step_count = step
         for p in host.iterdir():  # host files of older steps are no longer reachable from the record

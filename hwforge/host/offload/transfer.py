@@ -65,6 +65,7 @@ class TransferHandler:
         self._ready: dict[int, BufferSet] = {}
         self._error: BaseException | None = None
         self._pending_writes = 0
+        self._closed = False
         self._loads: queue.Queue[tuple[int, int] | None] = queue.Queue()
         self._writes: queue.Queue[tuple[BufferSet, int] | None] = queue.Queue()
         self.stats = HandlerStats()
@@ -154,10 +155,19 @@ class TransferHandler:
                 return
             sg, version = item
             try:
-                bs = self._free.get()
+                bs = None
+                while bs is None:  # a handler closed mid-step (failed step) must not leave this thread blocked
+                    if self._closed:
+                        return
+                    try:
+                        bs = self._free.get(timeout=0.1)
+                    except queue.Empty:
+                        pass
                 with self._cv:  # the previous step's write-back of this subgroup must be on storage first
-                    while self._written.get(sg, -1) < version and self._error is None:
+                    while self._written.get(sg, -1) < version and self._error is None and not self._closed:
                         self._cv.wait()
+                if self._closed:
+                    return
                 self._load(bs, sg, version)
                 with self._cv:
                     self._ready[sg] = bs
@@ -189,5 +199,8 @@ class TransferHandler:
 
     def close(self) -> None:
         """Stop the loader and writer threads (after `drain`, nothing is lost)."""
+        self._closed = True
+        with self._cv:
+            self._cv.notify_all()
         self._loads.put(None)
         self._writes.put(None)
