@@ -10,7 +10,8 @@ fp32 value each) with error feedback: the unsent remainder is kept on the host a
 gradient (``--no-error-feedback`` turns that off).
 
 The model is a 4-layer, 256-wide character-level GPT (3.2 M parameters) on the seeded synthetic corpus of
-`hwforge.zoo.gpt`; every run starts from the same initial weights and sees the same batches. (a) and (b) are
+`hwforge.zoo.gpt`; every run starts from the same initial weights, sees the same batches and the same learning
+rate schedule (linear warm-up over 10 steps, then 1e-3). (a) and (b) are
 bit-identical; (c) differs from (a) by float rounding only (torch's CPU sqrt is not always correctly rounded);
 (d) trains on a compressed gradient, so its loss curve is shown beside the others.
 """
@@ -32,6 +33,12 @@ from hwforge.zoo.gpt import CharData, corpus, gpt_model
 
 MODEL = {"d_model": 256, "n_layer": 4, "n_head": 4, "ctx": 64}
 OPT = {"lr": 1e-3, "betas": (0.9, 0.99), "eps": 1e-8, "weight_decay": 0.1}
+WARMUP = 10
+
+
+def lr_at(step: int) -> float:
+    """Linear warm-up over the first WARMUP steps (passed to every run as its per-step learning rate)."""
+    return OPT["lr"] * min(1.0, (step + 1) / WARMUP)
 
 
 def run(name: str, data: CharData, steps: int, batch: int, offload: OffloadConfig | None) -> dict:
@@ -42,6 +49,7 @@ def run(name: str, data: CharData, steps: int, batch: int, offload: OffloadConfi
     if offload is None:
         opt = torch.optim.AdamW(model.parameters(), **OPT)
         for t in range(steps):
+            opt.param_groups[0]["lr"] = lr_at(t)
             opt.zero_grad()
             loss = model.loss(*data.batch(t, batch, MODEL["ctx"]))
             loss.backward()
@@ -54,7 +62,8 @@ def run(name: str, data: CharData, steps: int, batch: int, offload: OffloadConfi
             start = time.perf_counter()  # per-step time excludes starting the workers and the initial upload
             for t in range(begin.step, steps):
                 x, y = data.batch(t, batch, MODEL["ctx"])
-                losses.append(trainer.step(lambda m, x=x, y=y: m.loss(x, y), user_state={"position": t + 1}))
+                losses.append(trainer.step(lambda m, x=x, y=y: m.loss(x, y), lr=lr_at(t),
+                                           user_state={"position": t + 1}))
             counters = trainer.counters.to_dict()
     seconds = time.perf_counter() - start
     weights = torch.cat([p.detach().reshape(-1) for p in model.parameters()])

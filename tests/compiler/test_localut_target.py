@@ -51,7 +51,7 @@ def test_cli_verify_is_bit_exact_with_accuracies_and_cycles(mac_w2a2: Path) -> N
 
 def test_localut_kernel_w4a4_p3_and_runtime(tmp_path: Path) -> None:
     out = tmp_path / "L"
-    compile_model("mlp-digits", "localut", out, ["wbits=4", "abits=4", "p=3", "samples=4"])
+    compile_model("mlp-digits", "localut", out, ["wbits=4", "abits=4", "p=3", "scheme=joint", "samples=4"])
     art = load_artifact(out)
     res = art.verify(seed=1)
     assert res["passed"], res["layers"]

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +31,17 @@ CASES = Path(__file__).with_name("offload_cases.py")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
     return {mode: train_offloaded(tmp_path_factory.mktemp(mode), mode, STEPS)[0]
             for mode in ("smartupdate", "baseline")}
+
+
+def _new_versions(root: Path, step: int, devices: str = "dev*") -> list[str]:
+    """Files of step ``step + 1`` on the devices (present only while that step is being written)."""
+    pat = re.compile(rf"^sg\d{{5}}\.v{step + 1:08d}\.")
+    return [p.name for d in root.glob(devices) for p in d.iterdir() if pat.match(p.name)]
+
+
+def _commit_step(root: Path) -> int:
+    commit = root / "commit.json"
+    return json.loads(commit.read_text())["step"] if commit.exists() else -1
 
 
 def test_worker_killed_mid_step_resumes_bit_identical(tmp_path: Path, reference: dict[str, torch.Tensor]) -> None:
@@ -59,14 +71,47 @@ def test_worker_killed_mid_step_resumes_bit_identical(tmp_path: Path, reference:
     assert torch.equal(got, reference["smartupdate"])
 
 
-def _new_versions(root: Path, step: int) -> list[str]:
-    pat = re.compile(rf"^sg\d{{5}}\.v{step + 1:08d}\.")
-    return [p.name for d in root.glob("dev*") for p in d.iterdir() if pat.match(p.name)]
+def test_worker_killed_during_its_write_back_resumes_bit_identical(tmp_path: Path,
+                                                                     reference: dict[str, torch.Tensor]) -> None:
+    torch.manual_seed(1234)
+    m = model()
+    tr = OffloadTrainer(m, config(tmp_path, "smartupdate"))
+    done = threading.Event()
+    try:
+        tr.resume()
+        victim = tr.worker_pids[0]
 
+        def killer() -> None:  # SIGKILL device 0 while it holds files of an uncommitted step
+            while not done.is_set():
+                step = _commit_step(tmp_path)
+                if step >= 2 and _new_versions(tmp_path, step, "dev00"):
+                    os.kill(victim, signal.SIGKILL)
+                    return
+                time.sleep(0.0002)
 
-def _commit_step(root: Path) -> int:
-    commit = root / "commit.json"
-    return json.loads(commit.read_text())["step"] if commit.exists() else -1
+        thread = threading.Thread(target=killer)
+        thread.start()
+        t, crashed = 0, False
+        while t < 40 and not crashed:
+            try:
+                tr.step(loss_fn(t), user_state={"position": t + 1})
+                t += 1
+            except WorkerCrashed:
+                crashed = True
+        done.set()
+        thread.join()
+        assert crashed, "the worker was never caught writing an uncommitted step"
+        state = tr.resume()
+        assert state.step == t == _commit_step(tmp_path) and not _new_versions(tmp_path, t)
+        steps = max(STEPS, t + 2)
+        for s in range(t, steps):
+            tr.step(loss_fn(s), user_state={"position": s + 1})
+    finally:
+        done.set()
+        tr.close()
+    got = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+    ref = reference["smartupdate"] if steps == STEPS else train_offloaded(tmp_path / "ref", "smartupdate", steps)[0]
+    assert torch.equal(got, ref)
 
 
 def _run_and_kill(root: Path, mode: str) -> int:

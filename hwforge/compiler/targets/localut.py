@@ -29,7 +29,7 @@ from hwforge.compiler.targets.base import Target, output_metrics, register_targe
 from hwforge.errors import ConfigError, MissingToolError, UnsupportedOpError
 
 KERNELS = ("localut", "mac", "bitserial")
-DEFAULTS: dict[str, Any] = {"wbits": 2, "abits": 2, "p": 0, "scheme": "joint", "kernel": "localut", "dpus": 8,
+DEFAULTS: dict[str, Any] = {"wbits": 2, "abits": 2, "p": 0, "scheme": "full", "kernel": "localut", "dpus": 8,
                             "tasklets": 16, "seed": 0, "g": 4, "fault": "none"}
 INT_OPTIONS = {"wbits": (1, 4), "abits": (1, 4), "p": (0, 8), "dpus": (1, 2560), "tasklets": (1, 24),
                "seed": (0, 2**31 - 1), "g": (2, 8)}

@@ -22,20 +22,26 @@ SCHEMES = ("full", "weight-canonical", "activation-canonical", "joint")
 #: Fault names of the ``fault`` option: every kernel drops its last K group; the LUT kernel can also read the
 #: slice of the wrong activation group.
 FAULTS = ("drop_last_k_group", "slice_off_by_one")
+DEFAULT_TABLE_BYTES = 1 << 20  # MRAM budget of the tables when p is not given
 _LUT_FAULT = {"drop_last_k_group": "skip_last_group", "slice_off_by_one": "slice_off_by_one"}
 
 
 def check_localut_options(options: dict[str, Any]) -> None:
-    """Resolve ``p=0`` to the largest p that fits; refuse a p that does not fit (one clear line)."""
+    """Resolve ``p=0`` to the largest p whose tables take at most `DEFAULT_TABLE_BYTES` of MRAM; refuse an
+    explicit p that does not fit WRAM/MRAM at all (one clear line).
+
+    The benchmark finds the `full` table at the largest p fastest, but a multi-megabyte table is pushed to every
+    DPU and stored in the artifact; the 1 MiB cap keeps default artifacts small at little cost (W2A2: p=5, W4A4: p=2)."""
     from hwforge.ir.quant_lowbit import odd_levels
     from hwforge.upmem import lut
 
     lut.check_config(options["scheme"], max(options["p"], 1), options["wbits"], options["abits"])
     levels = odd_levels(options["wbits"])
     best = upmem.max_p(options["wbits"], options["abits"], options["scheme"], options["tasklets"],
-                           w_levels=levels)
+                       w_levels=levels)
     if options["p"] == 0:
-        options["p"] = best
+        options["p"] = upmem.max_p(options["wbits"], options["abits"], options["scheme"], options["tasklets"],
+                                   w_levels=levels, mram_table_budget=DEFAULT_TABLE_BYTES)
     elif options["p"] > best:
         raise ConfigError(f"--set p={options['p']}: the {options['scheme']} LUT for W{options['wbits']}"
                           f"A{options['abits']} fits WRAM/MRAM only up to p={best} with {options['tasklets']} "

@@ -74,7 +74,7 @@ class _Worker:
         while True:
             try:
                 self.replies.put(json.loads(self.conn.recv_bytes()))
-            except (EOFError, OSError):
+            except (EOFError, OSError, TypeError):  # closed by the worker's death, or by stop() (TypeError)
                 self.replies.put(None)
                 return
 

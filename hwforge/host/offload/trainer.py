@@ -73,7 +73,11 @@ class OffloadTrainer:
             os.close(self._lock_fd)
             raise ConfigError(f"offload storage_dir {self.root} is in use by another trainer") from None
         engine_cls = SmartUpdateEngine if config.mode == "smartupdate" else BaselineEngine
-        self.engine = engine_cls(config, self.layout, self.counters)
+        try:
+            self.engine = engine_cls(config, self.layout, self.counters)  # smartupdate: builds the kernel
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self.step_count: int | None = None
         self._failed = False
 
