@@ -31,7 +31,8 @@ def check_localut_options(options: dict[str, Any]) -> None:
     explicit p that does not fit WRAM/MRAM at all (one clear line).
 
     The benchmark finds the `full` table at the largest p fastest, but a multi-megabyte table is pushed to every
-    DPU and stored in the artifact; the 1 MiB cap keeps default artifacts small at little cost (W2A2: p=5, W4A4: p=2)."""
+    DPU and stored in the artifact; the 1 MiB cap keeps default artifacts small at little cost
+    (W2A2: p=5, W4A4: p=2)."""
     from hwforge.ir.quant_lowbit import odd_levels
     from hwforge.upmem import lut
 
