@@ -17,7 +17,7 @@ from pathlib import Path
 
 from amaranth.hdl import Elaboratable
 
-from hwforge.rtl.tb.verilator import cache_root
+from hwforge.buildcache import cache_root
 
 _RTL_ROOT = Path(__file__).resolve().parent
 _MEMORY: dict[str, str] = {}

@@ -19,8 +19,6 @@ See docs/upmem_emulation.md for the rules checked and the differences from hardw
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -28,13 +26,12 @@ import shutil
 import struct
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from hwforge.buildcache import cache_root, locked
 from hwforge.errors import ConfigError, MissingToolError, VerificationError
-from hwforge.rtl.tb.verilator import cache_root
 from hwforge.toolchain import which
 
 #: Tools of the real UPMEM SDK that ``hwforge build`` needs for DPU binaries.
@@ -83,18 +80,6 @@ class EmulationRun:
     stdout: str
     stderr: str
     stats: dict = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive file lock, so parallel test workers never build the same directory twice."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def emu_dir() -> Path:
@@ -210,7 +195,7 @@ def build_emulation(dpu_source: str, host_source: str, nr_tasklets: int, out_dir
     key = h.hexdigest()[:24]
     build_dir = Path(out_dir) if out_dir else cache_root() / "upmem-emu" / key
     build_dir = build_dir.resolve()
-    with _locked(build_dir.parent / (build_dir.name + ".lock")):
+    with locked(build_dir.parent / (build_dir.name + ".lock")):
         meta_path = build_dir / "build.json"
         if meta_path.exists():
             meta = json.loads(meta_path.read_text())
@@ -256,7 +241,7 @@ def _host_library(gcc: str) -> list[Path]:
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     lib_dir = cache_root() / "upmem-emu" / f"lib-{h.hexdigest()[:24]}"
     objs = [lib_dir / f"{name}.o" for name in _HOST_LIBRARY]
-    with _locked(lib_dir.parent / (lib_dir.name + ".lock")):
+    with locked(lib_dir.parent / (lib_dir.name + ".lock")):
         if not all(o.exists() for o in objs):
             lib_dir.mkdir(parents=True, exist_ok=True)
             src = emu_dir() / "src"

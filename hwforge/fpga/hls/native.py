@@ -12,22 +12,21 @@ options; `NativeUpdater.load` re-derives the source from the spec and refuses a 
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import dataclasses
-import fcntl
 import functools
 import hashlib
 import json
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hwforge.buildcache import cache_root, locked
 from hwforge.errors import ConfigError, MissingToolError
 from hwforge.fpga.hls.emit import HlsOptions, kernel_model, kernel_source
 
@@ -48,20 +47,7 @@ def cxxflags() -> tuple[str, ...]:
 
 
 def hls_cache_dir() -> Path:
-    from hwforge.rtl.tb.verilator import cache_root  # the shared cache root of hwforge's builds
-
     return cache_root() / "hls"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def source_digest(name: str, header: str, source: str) -> str:
@@ -84,7 +70,7 @@ def compile_kernel(name: str, header: str, source: str, cache_dir: Path | None =
     build_dir = Path(cache_dir) if cache_dir else hls_cache_dir()
     build_dir = build_dir / digest[:24]
     lib = build_dir / f"lib{name}.so"
-    with _locked(build_dir.parent / f"{build_dir.name}.lock"):
+    with locked(build_dir.parent / f"{build_dir.name}.lock"):
         if lib.exists():
             return lib
         build_dir.mkdir(parents=True, exist_ok=True)

@@ -10,18 +10,15 @@ rebuild.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
+from hwforge.buildcache import cache_root, locked
 from hwforge.errors import MissingToolError
 from hwforge.toolchain import activate_verilator
 
@@ -29,12 +26,6 @@ TB_NAME = "hwforge_tb"
 BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-initial", "0"]
 TEST_MODULE = "hwforge.rtl.tb.cocotb_mem_tb"
 DEFAULT_DEPTH = 1 << 22
-
-
-def cache_root() -> Path:
-    """Root of hwforge's build caches: ``$HWFORGE_BUILD_CACHE`` or ``~/.cache/hwforge``."""
-    env = os.environ.get("HWFORGE_BUILD_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "hwforge"
 
 
 def default_cache_dir() -> Path:
@@ -51,17 +42,6 @@ def render_mem_tb(dut: str, counters: list[str], bus_width: int, depth: int = DE
         addr_bits=max(1, (depth - 1).bit_length()), payload_width=33 + bus_width)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def build(sources: dict[str, str], cache_dir: Path | None = None) -> Path:
     """Build (or reuse) the Verilator model for ``sources`` (file name -> Verilog text); return its dir."""
     root = activate_verilator()
@@ -74,7 +54,7 @@ def build(sources: dict[str, str], cache_dir: Path | None = None) -> Path:
     h.update(" ".join(BUILD_ARGS).encode())
     h.update(str(root).encode())
     build_dir = cache / h.hexdigest()[:24]
-    with _locked(cache / (build_dir.name + ".lock")):
+    with locked(cache / (build_dir.name + ".lock")):
         if (build_dir / ".complete").exists():
             return build_dir
         build_dir.mkdir(parents=True, exist_ok=True)
