@@ -390,11 +390,13 @@ def load_model(spec: str) -> LoadedModel:
     )
 
 
-def _load_py(path: Path, func: str) -> LoadedModel:
+def call_user_file(path: Path, func: str, what: str = "model") -> tuple[Any, str]:
+    """Import ``path`` as a fresh module and call ``func()``: (its result, sha256 of the file). Anything the
+    user's code raises becomes one ConfigError line naming the file (``what`` says what the file should hold)."""
     if not path.is_file():
-        raise ConfigError(f"model file {path} does not exist")
+        raise ConfigError(f"{what} file {path} does not exist")
     source = path.read_bytes()
-    mod_name = "hwforge_user_model_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    mod_name = f"hwforge_user_{what}_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     try:
         mspec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(mspec)
@@ -410,7 +412,11 @@ def _load_py(path: Path, func: str) -> LoadedModel:
         result = fn()
     except Exception as e:
         raise ConfigError(f"{path}:{func}() failed: {type(e).__name__}: {_one_line(e)}") from None
-    digest = hashlib.sha256(source).hexdigest()
+    return result, hashlib.sha256(source).hexdigest()
+
+
+def _load_py(path: Path, func: str) -> LoadedModel:
+    result, digest = call_user_file(path, func)
     ready = _ready_graph(path, func, result, digest)
     if ready is not None:
         return ready

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hwforge.compiler.passes.base import register_pass
+from hwforge.compiler.passes.base import GraphRebuilder, register_pass
 from hwforge.errors import ConfigError
 from hwforge.ir import Graph, TensorType, fixed_dtype, fixed_format, interpret, storage_numpy_dtype
 from hwforge.ir import quant as q
@@ -47,22 +47,14 @@ def parse_fixed(text: Any, option: str) -> tuple[int, int]:
         raise ConfigError(f"fixed_point: option '{option}' must look like fixed(Q8.8) or Q8.8, got {text!r}") from None
 
 
-class _Builder:
+class _Builder(GraphRebuilder):
     def __init__(self, src: Graph, fmt: tuple[int, int], wfmt: tuple[int, int], afmt: tuple[int, int],
                  acc_bits: int) -> None:
-        self.src, self.fmt, self.wfmt, self.afmt, self.acc_bits = src, fmt, wfmt, afmt, acc_bits
-        self.g = Graph(src.name)
+        super().__init__(src)
+        self.fmt, self.wfmt, self.afmt, self.acc_bits = fmt, wfmt, afmt, acc_bits
         self.value: dict[str, tuple[str, bool]] = {}  # float-graph name -> (new name, holds fixed point)
         self.consts: dict[tuple[str, str], str] = {}
         self.cache: dict[str, str] = {}  # conversions between float and fixed, made once per value
-        self.taken = {n.name for n in src.nodes() if n.op != "constant"}
-
-    def fresh(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.taken or name in self.g:
-            name, i = f"{base}_{i}", i + 1
-        self.taken.add(name)
-        return name
 
     # ----------------------------------------------------------------------------------------- constants
     def const(self, src_name: str, dtype: str, frac: int | None = None) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hwforge.compiler.passes.base import register_pass
+from hwforge.compiler.passes.base import GraphRebuilder, register_pass
 from hwforge.errors import ConfigError
 from hwforge.ir import Graph, TensorType, int_dtype, interpret_all, storage_numpy_dtype
 from hwforge.ir import quant as q
@@ -39,25 +39,15 @@ def _quantizable(graph: Graph, node: Node) -> bool:
     return node.attrs.get("groups", 1) == 1 and node.attrs.get("dilation", [1, 1]) == [1, 1]
 
 
-class _Builder:
+class _Builder(GraphRebuilder):
     """Builds the quantised graph while walking the float graph in topological order."""
 
     def __init__(self, src: Graph, amax: dict[str, float], bits: int, acc_bits: int) -> None:
-        self.src, self.amax, self.bits, self.acc_bits = src, amax, bits, acc_bits
-        self.g = Graph(src.name)
+        super().__init__(src)
+        self.amax, self.bits, self.acc_bits = amax, bits, acc_bits
         self.value: dict[str, tuple[str, float | None]] = {}  # float-graph name -> (new name, scale or None)
         self.q_cache: dict[str, str] = {}
         self.dq_cache: dict[str, str] = {}
-        # constants are not carried over by name (layers get fresh "<layer>.weight"/".bias" constants), so
-        # only non-constant names are reserved; a float constant copied later takes a free name
-        self.taken = {n.name for n in src.nodes() if n.op != "constant"}
-
-    def fresh(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.taken or name in self.g:
-            name, i = f"{base}_{i}", i + 1
-        self.taken.add(name)
-        return name
 
     def scale_of(self, name: str) -> float:
         return q.symmetric_scale(self.amax.get(name, 0.0), self.bits)

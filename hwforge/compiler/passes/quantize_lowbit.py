@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hwforge.compiler.passes.base import register_pass
+from hwforge.compiler.passes.base import GraphRebuilder, register_pass
 from hwforge.errors import ConfigError, UnsupportedOpError
 from hwforge.ir import Graph, TensorType, interpret_all
 from hwforge.ir import quant as q
@@ -42,20 +42,12 @@ def _layer(graph: Graph, node: Node) -> bool:
     return node.attrs.get("groups", 1) == 1 and node.attrs.get("dilation", [1, 1]) == [1, 1]
 
 
-class _Builder:
+class _Builder(GraphRebuilder):
     def __init__(self, src: Graph, values: dict[str, np.ndarray], wbits: int, abits: int) -> None:
-        self.src, self.values, self.wbits, self.abits = src, values, wbits, abits
-        self.g = Graph(src.name)
+        super().__init__(src)
+        self.values, self.wbits, self.abits = values, wbits, abits
         self.float_of: dict[str, str] = {}           # float-graph name -> new name holding its float value
         self.codes_of: dict[str, tuple[str, float]] = {}  # float-graph name -> (new name of codes, scale)
-        self.taken = {n.name for n in src.nodes() if n.op != "constant"}
-
-    def fresh(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.taken or name in self.g:
-            name, i = f"{base}_{i}", i + 1
-        self.taken.add(name)
-        return name
 
     def own(self, name: str) -> str:
         """A float-graph node's own name (reserved for it), or a fresh one if a helper node took it."""

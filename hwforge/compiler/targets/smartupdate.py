@@ -59,37 +59,11 @@ def _hls_options(options: dict[str, Any]):
                       platform=options["platform"], memory=options["memory"])
 
 
-def _call_py(path: Path, func: str) -> tuple[Any, str]:
-    """Import ``path`` as a fresh module and call ``func()``; (result, sha256 of the file)."""
-    import importlib.util
-    import sys
-
-    if not path.is_file():
-        raise ConfigError(f"optimizer file {path} does not exist")
-    source = path.read_bytes()
-    mod_name = "hwforge_user_optimizer_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
-    try:
-        mspec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(mspec)
-        sys.modules[mod_name] = module
-        mspec.loader.exec_module(module)
-    except Exception as e:  # user code can raise anything while importing
-        sys.modules.pop(mod_name, None)
-        raise ConfigError(f"{path}: error while importing: {type(e).__name__}: {' '.join(str(e).split())}") from None
-    fn = getattr(module, func, None)
-    if not callable(fn):
-        raise ConfigError(f"{path} has no function '{func}'")
-    try:
-        result = fn()
-    except Exception as e:
-        raise ConfigError(f"{path}:{func}() failed: {type(e).__name__}: {' '.join(str(e).split())}") from None
-    return result, hashlib.sha256(source).hexdigest()
-
-
 def load_optimizer(spec: str) -> tuple[str, Any, str]:
     """(name, torch optimizer, source hash) for a zoo optimizer name or ``path/file.py:function``."""
     import torch
 
+    from hwforge.compiler.frontend import call_user_file
     from hwforge.zoo import get_optimizer, optimizer_names
 
     if spec in optimizer_names():
@@ -99,7 +73,7 @@ def load_optimizer(spec: str) -> tuple[str, Any, str]:
     if not (path_part.endswith(".py") and func):
         raise ConfigError(f"unknown optimizer '{spec}': not a zoo optimizer ({', '.join(optimizer_names())}) "
                           "and not path/to/file.py:function")
-    result, digest = _call_py(Path(path_part), func)
+    result, digest = call_user_file(Path(path_part), func, "optimizer")
     if (not isinstance(result, (tuple, list)) or len(result) != 2 or not isinstance(result[0], torch.nn.Module)
             or not isinstance(result[1], torch.optim.Optimizer)):
         raise ConfigError(f"{path_part}:{func}() must return (torch.nn.Module, torch.optim.Optimizer), "
