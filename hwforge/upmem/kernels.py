@@ -3,9 +3,11 @@
 Both baselines compute ``y[m, n] = sum_k levels[wc[n, k]] * ac[m, k]`` (int32), the same contract as the
 LOCALUT kernel (`hwforge.ir.quant_lowbit.lowbit_matmul_int`), so the three are interchangeable in the
 ``localut`` target and comparable in the benchmark. Output channels (weight rows) are sharded across DPUs in
-contiguous blocks; every DPU gets all activation rows. Inside a DPU, tasklets share an activation tile in WRAM
-and split the DPU's channels round-robin. The output is channel-major (``out[n][M_PAD]`` int32 per DPU) so that
-a tasklet writes whole 8-byte-aligned blocks; `decode_output` turns the DPUs' bytes back into ``M x N``.
+contiguous blocks and every DPU gets all activation rows, unless that leaves too few channels per DPU; then the
+DPUs also split the activation rows (`grid`, the same rule for all three kernels). Inside a DPU, tasklets share
+an activation tile in WRAM and split the DPU's channels round-robin. The output is channel-major
+(``out[n][M_PAD]`` int32 per DPU) so that a tasklet writes whole 8-byte-aligned blocks; `decode_output` turns the
+DPUs' bytes back into ``M x N``.
 
 The host side is one program for every kernel (templates/host.c.j2): it reads ``layout.txt``, ``args.bin`` and
 one ``<symbol>.bin`` per MRAM input from a data directory that `kernel_files` writes.
@@ -56,6 +58,27 @@ def shard(n: int, nr_dpus: int) -> list[tuple[int, int]]:
         raise ConfigError(f"dpus must be >= 1, got {nr_dpus}")
     per = -(-n // min(nr_dpus, n))
     return [(s, min(per, n - s)) for s in range(0, n, per)]
+
+
+#: Below this many output channels per DPU, the DPUs split the activation rows instead (see `grid`).
+MIN_CHANNELS_PER_DPU = 8
+
+
+def grid(m: int, n: int, nr_dpus: int) -> list[tuple[int, int, int, int]]:
+    """Work of each DPU as ``(m_start, m_count, n_start, n_count)``; one rule for every kernel.
+
+    Output channels go to DPUs in contiguous blocks while that leaves at least `MIN_CHANNELS_PER_DPU` per DPU.
+    A layer with fewer channels (digits-fc2: 10 over 4 DPUs) would leave each DPU a few channels and all activation
+    rows, and every kernel repeats per-row work on every DPU (LOCALUT: keys and slices; bit-serial: tables; MAC:
+    tile copies); then the channels go in blocks of `MIN_CHANNELS_PER_DPU` (at least one block) and the remaining
+    DPUs split the activation rows. Same DPU count and data for every kernel; never more DPUs than ``nr_dpus``."""
+    if nr_dpus < 1:
+        raise ConfigError(f"dpus must be >= 1, got {nr_dpus}")
+    if -(-n // min(nr_dpus, n)) >= MIN_CHANNELS_PER_DPU:
+        return [(0, m, s, c) for s, c in shard(n, nr_dpus)]
+    nsh = shard(n, max(1, n // MIN_CHANNELS_PER_DPU))
+    msh = shard(m, max(1, nr_dpus // len(nsh)))
+    return [(ms, mc, ns, nc) for ms, mc in msh for ns, nc in nsh]
 
 
 def _check_operands(wc: np.ndarray, w_levels: np.ndarray, ac: np.ndarray, wbits: int, abits: int) -> None:
@@ -112,31 +135,33 @@ def mac_kernel(wc: np.ndarray, w_levels: np.ndarray, ac: np.ndarray, wbits: int,
     wc, ac = np.asarray(wc, dtype=np.int64), np.asarray(ac, dtype=np.int64)
     (n, k), m = wc.shape, ac.shape[0]
     k_pad = _ceil(k, 8)
-    mb = _mb(m, k_pad, TILE_BUDGET)
+    cells = grid(m, n, nr_dpus)
+    shards, m_shards = [(c[2], c[3]) for c in cells], [(c[0], c[1]) for c in cells]
+    m_dpu = max(c for _, c in m_shards)
+    mb = _mb(m_dpu, k_pad, TILE_BUDGET)
     if mb < 2:
         raise ConfigError(f"mac kernel: K={k} is too large for one activation tile ({TILE_BUDGET} B)")
     kc = min(k_pad, 512)
-    shards = shard(n, nr_dpus)
     n_pad = _ceil(max(c for _, c in shards), 2)
-    m_pad = _ceil(m, mb)
+    m_pad = _ceil(m_dpu, mb)
     msplit = _msplit(mb, max(c for _, c in shards), nr_tasklets)
     wram = mb * k_pad + nr_tasklets * (kc + 4 * (mb // msplit))
     _wram_check("mac kernel", wram, nr_tasklets)
     levels = np.asarray(w_levels, dtype=np.int64)[wc].astype(np.int8)
-    acts = _acts(ac, m_pad, k_pad)
     dpu_args, inputs = [], []
-    for start, count in shards:
+    for (m0, mc), (start, count) in zip(m_shards, shards, strict=True):
         wbuf = np.zeros((n_pad, k_pad), dtype=np.int8)
         wbuf[:count, :k] = levels[start:start + count]
-        dpu_args.append({"rows_n": count, "m_rows": m, "k_len": k_pad, "pad": 0})
-        inputs.append({"weights": wbuf.tobytes(), "acts": acts})
+        dpu_args.append({"rows_n": count, "m_rows": mc, "k_len": k_pad, "pad": 0})
+        inputs.append({"weights": wbuf.tobytes(), "acts": _acts(ac[m0:m0 + mc], m_pad, k_pad)})
     source = render("mac.c.j2", args=ARGS, k_pad=k_pad, m_pad=m_pad, n_pad=n_pad, mb=mb, kc=kc, msplit=msplit,
                     fault=fault)
     return DpuKernel(
         name="mac", dpu_source=source, nr_tasklets=nr_tasklets, args=ARGS, dpu_args=tuple(dpu_args),
         mram_inputs=tuple(inputs), output_symbol="out", output_bytes=n_pad * m_pad * 4,
         meta={"kernel": "mac", "m": m, "n": n, "k": k, "k_pad": k_pad, "m_pad": m_pad, "n_pad": n_pad, "mb": mb,
-              "msplit": msplit, "shards": shards, "wbits": wbits, "abits": abits, "wram_bytes": wram, "fault": fault,
+              "msplit": msplit, "shards": shards, "m_shards": m_shards, "wbits": wbits, "abits": abits,
+              "wram_bytes": wram, "fault": fault,
               "weight_bytes_per_dpu": n_pad * k_pad, "cycles_symbol": "hwf_cycles"})
 
 
@@ -182,13 +207,15 @@ def bitserial_kernel(wc: np.ndarray, w_levels: np.ndarray, ac: np.ndarray, wbits
     (n, k), m = wc.shape, ac.shape[0]
     k_pad = _ceil(k, 64)
     tables_per_row = (k_pad // g) << g
-    mb = min(_mb(m, tables_per_row, TABLE_BUDGET), _mb(m, k_pad, TILE_BUDGET))
+    cells = grid(m, n, nr_dpus)
+    shards, m_shards = [(c[2], c[3]) for c in cells], [(c[0], c[1]) for c in cells]
+    m_dpu = max(c for _, c in m_shards)
+    mb = min(_mb(m_dpu, tables_per_row, TABLE_BUDGET), _mb(m_dpu, k_pad, TILE_BUDGET))
     if mb < 2:
         raise ConfigError(f"bitserial kernel: tables for K={k}, g={g} exceed {TABLE_BUDGET} B for two rows; "
                           "use a smaller g")
-    shards = shard(n, nr_dpus)
     n_pad = _ceil(max(c for _, c in shards), 2)
-    m_pad = _ceil(m, mb)
+    m_pad = _ceil(m_dpu, mb)
     pb = k_pad // 8
     msplit = _msplit(mb, max(c for _, c in shards), nr_tasklets)
     wram = mb * (k_pad + tables_per_row + 4) + nr_tasklets * (pb + 4 * (mb // msplit))
@@ -197,13 +224,12 @@ def bitserial_kernel(wc: np.ndarray, w_levels: np.ndarray, ac: np.ndarray, wbits
     for i in range(wbits):
         bits[:, i, :k] = (wc >> i) & 1
     packed = np.packbits(bits, axis=2, bitorder="little")  # n x wbits x pb
-    acts = _acts(ac, m_pad, k_pad)
     dpu_args, inputs = [], []
-    for start, count in shards:
+    for (m0, mc), (start, count) in zip(m_shards, shards, strict=True):
         buf = np.zeros((n_pad, wbits, pb), dtype=np.uint8)
         buf[:count] = packed[start:start + count]
-        dpu_args.append({"rows_n": count, "m_rows": m, "k_bytes": -(-k // 8), "pad": 0})
-        inputs.append({"planes": buf.tobytes(), "acts": acts})
+        dpu_args.append({"rows_n": count, "m_rows": mc, "k_bytes": -(-k // 8), "pad": 0})
+        inputs.append({"planes": buf.tobytes(), "acts": _acts(ac[m0:m0 + mc], m_pad, k_pad)})
     exprs, alu = _index_exprs(g)
     source = render("bitserial.c.j2", args=BITSERIAL_ARGS, wbits=wbits, g=g, k_pad=k_pad, m_pad=m_pad,
                     n_pad=n_pad, mb=mb, msplit=msplit, offset=offset, planes=planes, index_expr=exprs, alu_per_byte=alu,
@@ -212,7 +238,8 @@ def bitserial_kernel(wc: np.ndarray, w_levels: np.ndarray, ac: np.ndarray, wbits
         name="bitserial", dpu_source=source, nr_tasklets=nr_tasklets, args=BITSERIAL_ARGS, dpu_args=tuple(dpu_args),
         mram_inputs=tuple(inputs), output_symbol="out", output_bytes=n_pad * m_pad * 4,
         meta={"kernel": "bitserial", "m": m, "n": n, "k": k, "k_pad": k_pad, "m_pad": m_pad, "n_pad": n_pad,
-              "mb": mb, "msplit": msplit, "g": g, "shards": shards, "wbits": wbits, "abits": abits, "wram_bytes": wram,
+              "mb": mb, "msplit": msplit, "g": g, "shards": shards, "m_shards": m_shards, "wbits": wbits,
+              "abits": abits, "wram_bytes": wram,
               "lut_bytes": mb * tables_per_row, "fault": fault, "weight_bytes_per_dpu": n_pad * wbits * pb,
               "cycles_symbol": "hwf_cycles"})
 
@@ -226,8 +253,9 @@ def decode_output(kernel: DpuKernel, raw: bytes) -> np.ndarray:
                           f"got {len(raw)}")
     per = np.frombuffer(raw, dtype="<i4").reshape(kernel.nr_dpus, n_pad, m_pad)
     y = np.zeros((m, n), dtype=np.int64)
-    for d, (start, count) in enumerate(meta["shards"]):
-        y[:, start:start + count] = per[d, :count, :m].T
+    m_shards = meta.get("m_shards", [(0, m)] * len(meta["shards"]))
+    for d, ((m0, mc), (start, count)) in enumerate(zip(m_shards, meta["shards"], strict=True)):
+        y[m0:m0 + mc, start:start + count] = per[d, :count, :mc].T
     return y
 
 

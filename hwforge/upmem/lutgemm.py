@@ -5,7 +5,8 @@ Layer: ``y[m, n] = sum_k w_levels[wc[n, k]] * ac[m, k]`` as int32. K is split in
 level, so padding never changes ``y``. For every activation row ``m`` and group ``g`` the kernel
 
 1. packs the group's activation codes into a key (element i at bits ``i*abits``),
-2. unless the key's slice is cached in WRAM (a direct-mapped cache of ``slots`` slices), builds it there:
+2. unless the key's slice is already in WRAM (the kernel: the row's slot still holds it from the previous group;
+   ``lut_gemm(tile=...)`` models that, ``slots=`` a direct-mapped cache), builds it there:
    streams it from MRAM (full, weight-canonical: `PackedLut.segments`), or streams the canonical sub-table the
    ADT names and expands it over every packed weight vector (activation-canonical, joint: `PackedLut.slice`),
 3. for each of its output rows ``n`` reads the pre-encoded weight index ``widx[g, n]``, looks up
@@ -94,9 +95,14 @@ def slot_of(key: int, slots: int) -> int:
     return (key ^ (key >> 8) ^ (key >> 16) ^ (key >> 24)) & (slots - 1)
 
 
-def lut_gemm(lut: PackedLut, wc: np.ndarray, ac: np.ndarray, slots: int = 1) -> tuple[np.ndarray, LutGemmStats]:
-    """Run the LUT-GEMM algorithm on the table's MRAM images with a ``slots``-slice WRAM cache (direct-mapped, as
-    in the kernel); returns (y int32 [M, N], statistics)."""
+def lut_gemm(lut: PackedLut, wc: np.ndarray, ac: np.ndarray, slots: int = 1, tile: int | None = None,
+             chunks: int = 1) -> tuple[np.ndarray, LutGemmStats]:
+    """Run the LUT-GEMM algorithm on the table's MRAM images; returns (y int32 [M, N], statistics).
+
+    ``tile=None``: row by row with a ``slots``-slice direct-mapped WRAM cache keyed by the activations.
+    ``tile=T``: the DPU kernel's schedule: activation rows in tiles of T, per tile (and per output-row chunk, of
+    which there are ``chunks``) group by group, slot ``m % T`` holding tile row m's slice, which is rebuilt only when
+    the row's key differs from the one the slot holds (from the previous group, chunk or tile)."""
     check_operands(wc, np.array(lut.w_levels), ac, lut.wbits, lut.abits)
     widx = weight_indices(lut, wc)  # [G, N]
     akeys = activation_keys(ac, lut.p, lut.abits)  # [M, G]
@@ -104,15 +110,19 @@ def lut_gemm(lut: PackedLut, wc: np.ndarray, ac: np.ndarray, slots: int = 1) -> 
     acc = np.zeros((m_rows, widx.shape[1]), dtype=np.int64)
     slice_bytes = rlut_bytes = streams = 0
     tags: dict[int, tuple[int, np.ndarray]] = {}  # slot -> (key, slice) as the kernel's WRAM holds them
-    for m in range(m_rows):
-        for g in range(groups):
-            key = int(akeys[m, g])
-            slot = slot_of(key, slots)
-            if slot not in tags or tags[slot][0] != key:
-                tags[slot] = (key, lut.slice(key))
-                slice_bytes += sum(seg[2] for seg in lut.segments(key))
-                rlut_bytes += lut.layout.rlut_row_bytes
-                streams += 1
+    if tile is None:
+        order = [(m, g, slot_of(int(akeys[m, g]), slots), True) for m in range(m_rows) for g in range(groups)]
+    else:
+        order = [(m, g, m % tile, c == 0) for m0 in range(0, m_rows, tile) for c in range(chunks)
+                 for g in range(groups) for m in range(m0, min(m0 + tile, m_rows))]
+    for m, g, slot, add in order:
+        key = int(akeys[m, g])
+        if slot not in tags or tags[slot][0] != key:
+            tags[slot] = (key, lut.slice(key))
+            slice_bytes += sum(seg[2] for seg in lut.segments(key))
+            rlut_bytes += lut.layout.rlut_row_bytes
+            streams += 1
+        if add:
             acc[m] += tags[slot][1][widx[g]]
     stats = LutGemmStats(lookups=int(acc.size * groups), slice_streams=streams, slice_bytes=slice_bytes,
                          rlut_bytes=rlut_bytes, distinct_slices=len(np.unique(akeys)))

@@ -30,9 +30,10 @@ def _operands(seed: int, m: int, k: int, n: int, wbits: int, abits: int):
 
 @pytest.mark.parametrize("name", ["mac", "bitserial"])
 @pytest.mark.parametrize("m,k,n,wbits,abits,dpus,tasklets", [
-    (37, 100, 19, 2, 2, 3, 16),    # K not a multiple of 8 or 64, M odd, uneven shards
+    (37, 100, 19, 2, 2, 2, 16),    # K not a multiple of 8 or 64, M odd, uneven shards
+    (37, 100, 19, 2, 2, 6, 16),    # few channels per DPU: 2 channel blocks x 3 blocks of activation rows
     (8, 768, 40, 4, 4, 2, 16),     # a BERT-width K
-    (20, 64, 5, 1, 3, 8, 4),       # more DPUs than channels: only 5 get work
+    (20, 64, 5, 1, 3, 8, 4),       # more DPUs than channels: the DPUs split the activation rows (7 get work)
     (3, 9, 2, 3, 1, 1, 1),         # one tasklet, tiny K (conv1 of the digits CNN)
 ])
 def test_kernels_are_bit_exact(name, m, k, n, wbits, abits, dpus, tasklets) -> None:
@@ -40,7 +41,7 @@ def test_kernels_are_bit_exact(name, m, k, n, wbits, abits, dpus, tasklets) -> N
     levels = odd_levels(wbits)
     make = K.mac_kernel if name == "mac" else K.bitserial_kernel
     kernel = make(wc, levels, ac, wbits, abits, dpus, tasklets)
-    assert kernel.nr_dpus == min(dpus, n)
+    assert kernel.nr_dpus == len(K.grid(m, n, dpus)) <= dpus
     run = _run(kernel)
     assert np.array_equal(run.output, lowbit_matmul_int(ac, wc, levels))
     # every DPU ran and counted its work: the MAC kernel multiplies, the bit-serial one never does
@@ -96,7 +97,7 @@ def test_bad_operands_and_options_are_refused() -> None:
 
 
 def test_host_files_layout_and_argument_packing() -> None:
-    wc, ac = _operands(3, 6, 24, 5, 2, 2)
+    wc, ac = _operands(3, 6, 24, 17, 2, 2)
     kernel = K.mac_kernel(wc, odd_levels(2), ac, 2, 2, 2)
     files = K.kernel_files(kernel)
     layout = files["layout.txt"].decode().splitlines()
@@ -105,10 +106,24 @@ def test_host_files_layout_and_argument_packing() -> None:
     assert f"symbol weights {len(kernel.mram_inputs[0]['weights'])}" in layout
     assert len(files["weights.bin"]) == 2 * len(kernel.mram_inputs[0]["weights"])
     assert layout[-2:] == [f"output out {kernel.output_bytes}", "cycles hwf_cycles"]
-    assert np.frombuffer(files["args.bin"], "<u4").reshape(2, 4).tolist() == [[3, 6, 24, 0], [2, 6, 24, 0]]
+    assert np.frombuffer(files["args.bin"], "<u4").reshape(2, 4).tolist() == [[9, 6, 24, 0], [8, 6, 24, 0]]
     # a uint64 after a uint32 is aligned to 8 and the block rounded up to 8, as the C struct is
     mixed = K.DpuKernel("x", "", 1, (("uint32_t", "a"), ("uint64_t", "b"), ("uint32_t", "c")),
                         ({"a": 1, "b": 2, "c": 3},), ({"s": bytes(8)},), "out", 8)
     packed = K.pack_args(mixed, mixed.dpu_args[0])
     assert len(packed) == 24 and packed[8:16] == (2).to_bytes(8, "little")
     assert packed[16:20] == (3).to_bytes(4, "little")
+
+
+def test_grid_splits_activation_rows_when_channels_are_few() -> None:
+    """One rule for every kernel: channel blocks while each DPU keeps MIN_CHANNELS_PER_DPU, else rows too."""
+    assert K.grid(64, 64, 4) == [(0, 64, 0, 16), (0, 64, 16, 16), (0, 64, 32, 16), (0, 64, 48, 16)]
+    assert K.grid(64, 10, 4) == [(0, 16, 0, 10), (16, 16, 0, 10), (32, 16, 0, 10), (48, 16, 0, 10)]
+    assert K.grid(37, 19, 6) == [(0, 13, 0, 10), (0, 13, 10, 9), (13, 13, 0, 10), (13, 13, 10, 9),
+                                 (26, 11, 0, 10), (26, 11, 10, 9)]
+    assert K.grid(2, 5, 8) == [(0, 1, 0, 5), (1, 1, 0, 5)]  # never more blocks than rows
+    for m, n, d in ((37, 19, 6), (1, 1, 3), (300, 7, 16), (8, 3072, 16)):
+        cover = np.zeros((m, n), dtype=int)
+        for m0, mc, n0, nc in K.grid(m, n, d):
+            cover[m0:m0 + mc, n0:n0 + nc] += 1
+        assert (cover == 1).all() and len(K.grid(m, n, d)) <= d

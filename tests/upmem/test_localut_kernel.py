@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from hwforge.errors import ConfigError
 from hwforge.upmem import DpuFaultError, build_emulation, run_emulation
-from hwforge.upmem.kernels import host_source, kernel_files
+from hwforge.upmem.kernels import grid, host_source, kernel_files
 from hwforge.upmem.lut import SCHEMES, build_lut, lut_layout
 from hwforge.upmem.lutgemm import int_gemm, lut_gemm
 from hwforge.upmem.lutkernel import RUNTIME_BYTES, decode_localut_output, fits, localut_kernel, max_p, wram_budget
@@ -66,16 +66,18 @@ def test_kernel_matches_integer_gemm(tmp_path, scheme, wbits, abits, p, nr_dpus,
     ref = int_gemm(wc, levels, ac)
     np.testing.assert_array_equal(y, ref)
     lut = build_lut(scheme, p, wbits, abits, levels)
-    y_model, stats = lut_gemm(lut, wc, ac, slots=kernel.meta["slots"])
+    y_model, stats = lut_gemm(lut, wc, ac, tile=kernel.meta["tile"], chunks=kernel.meta["chunks"])
     np.testing.assert_array_equal(y_model, ref)
     totals = [d["total"] for d in run.stats["dpus"]]
-    assert len(totals) == nr_dpus and kernel.meta["row_blocks"] == 1
-    barriers_per_stream = 3 if scheme == "joint" else 2
-    for total in totals:
-        lookups = 3 * kernel.meta["groups"] * kernel.meta["row_pad"]  # every padded row, group and activation row
+    assert len(totals) == nr_dpus
+    tiles = -(-3 // kernel.meta["tile"])
+    for d, total in enumerate(totals):
+        rows = kernel.meta["shards"][d][1]
+        lookups = 3 * kernel.meta["groups"] * rows  # every real row, group and activation row
         assert total["wram_load"] >= 3 * lookups  # index, entry, accumulator
-        # the kernel built a slice exactly when the model did (same slice cache), plus the first and last barrier
-        assert total["barrier_waits"] == nr_tasklets * (2 + barriers_per_stream * stats.slice_streams)
+        # two barriers per group (slices built, slices no longer read) per tile and chunk, plus first and last
+        chunks = -(-rows // kernel.meta["chunk_rows"])
+        assert total["barrier_waits"] == nr_tasklets * (2 + 2 * tiles * chunks * kernel.meta["groups"])
 
 
 @settings(max_examples=6, deadline=None, derandomize=True)
@@ -88,39 +90,60 @@ def test_kernel_random_configurations(scheme, wbits, abits, p, nr_dpus, nr_taskl
     levels = rng.integers(-20, 21, 1 << wbits)
     wc, ac = rng.integers(0, 1 << wbits, (n, k)), rng.integers(0, 1 << abits, (2, k))
     kernel = localut_kernel(wc, levels, ac, wbits, abits, p, scheme, nr_dpus=nr_dpus, nr_tasklets=nr_tasklets)
-    assert kernel.nr_dpus == min(nr_dpus, n)
+    assert kernel.nr_dpus == len(grid(2, n, nr_dpus))
     with tempfile.TemporaryDirectory() as tmp:
         y, _ = run_kernel(kernel, Path(tmp))
     np.testing.assert_array_equal(y, int_gemm(wc, levels, ac))
 
 
-def test_kernel_with_several_row_blocks(tmp_path):
-    """300 rows on one tasklet: two passes of 256-row blocks, the slice cache carried across passes."""
-    wc, ac = operands(2, 2, 300, 10, 2, seed=5)
+@pytest.mark.parametrize("scheme", ["full", "joint"])
+def test_few_channels_split_activation_rows(tmp_path, scheme):
+    """5 channels over 4 DPUs: the DPUs split the 21 activation rows (the baselines' `grid` rule) and each holds all
+    channels; the decoded output is still the whole GEMM."""
+    wc, ac = operands(2, 2, 5, 29, 21, seed=3)
     levels = odd_levels(2)
-    kernel = localut_kernel(wc, levels, ac, 2, 2, 3, "joint", nr_dpus=1, nr_tasklets=1)
-    assert kernel.meta["row_blocks"] == 2 and kernel.meta["row_block"] == 256
+    kernel = localut_kernel(wc, levels, ac, 2, 2, 3, scheme, nr_dpus=4, nr_tasklets=5)
+    assert kernel.meta["m_shards"] == [(0, 6), (6, 6), (12, 6), (18, 3)] and kernel.meta["shards"] == [(0, 5)] * 4
+    assert "hwf_act" not in kernel.meta["broadcast_symbols"]
     y, _ = run_kernel(kernel, tmp_path)
     np.testing.assert_array_equal(y, int_gemm(wc, levels, ac))
 
 
-def test_single_slot_cache_rebuilds_on_every_change(tmp_path):
+def test_kernel_with_several_row_blocks(tmp_path):
+    """300 rows on one tasklet: two 256-row blocks (one chunk of accumulators when it fits WRAM)."""
+    wc, ac = operands(2, 2, 300, 10, 2, seed=5)
+    levels = odd_levels(2)
+    kernel = localut_kernel(wc, levels, ac, 2, 2, 3, "joint", nr_dpus=1, nr_tasklets=1)
+    assert kernel.meta["row_blocks"] == 2 and kernel.meta["chunks"] == 1 and kernel.meta["row_block"] % 8 == 0
+    y, _ = run_kernel(kernel, tmp_path)
+    np.testing.assert_array_equal(y, int_gemm(wc, levels, ac))
+
+
+def test_slot_keeps_a_repeated_slice(tmp_path):
+    """A tile row whose next group has the same activations reuses its slot's slice: the kernel's slice DMAs are
+    exactly the model's builds (full scheme, one 16-byte DMA per slice)."""
     levels = odd_levels(2)
     wc = np.random.default_rng(2).integers(0, 4, (16, 24))
-    ac = np.tile(np.repeat(np.arange(4), 2), (2, 3))  # groups of p=2: keys 0, 5, 10, 15, 0, 5, ... (4 distinct)
-    kernel = localut_kernel(wc, levels, ac, 2, 2, 2, "full", nr_dpus=1, nr_tasklets=2, slots=1)
-    auto = localut_kernel(wc, levels, ac, 2, 2, 2, "full", nr_dpus=1, nr_tasklets=2)
-    assert kernel.meta["slots"] == 1 and auto.meta["slots"] == 16  # 2**(p*abits) distinct keys at most
+    ac = np.tile(np.repeat(np.arange(4), 6), (3, 1))  # groups of p=2: keys 0, 0, 0, 5, 5, 5, 10, ... (4 changes)
     lut = build_lut("full", 2, 2, 2, levels)
-    for kern, streams in ((kernel, 24), (auto, 4)):
-        assert lut_gemm(lut, wc, ac, slots=kern.meta["slots"])[1].slice_streams == streams
-        y, run = run_kernel(kern, tmp_path)
+    for tile, builds in ((1, 12), (2, 12), (3, 12)):
+        kernel = localut_kernel(wc, levels, ac, 2, 2, 2, "full", nr_dpus=1, nr_tasklets=2, tile=tile)
+        assert kernel.meta["tile"] == tile and kernel.meta["chunks"] == 1
+        assert lut_gemm(lut, wc, ac, tile=tile)[1].slice_streams == builds
+        y, run = run_kernel(kernel, tmp_path)
         np.testing.assert_array_equal(y, int_gemm(wc, levels, ac))
-        assert run.stats["dpus"][0]["total"]["barrier_waits"] == 2 * (2 + 2 * streams)
-    with pytest.raises(ConfigError, match="slots must be a power of two"):
-        localut_kernel(wc, levels, ac, 2, 2, 2, "full", nr_dpus=1, nr_tasklets=2, slots=3)
-    with pytest.raises(ConfigError, match="cached slices need"):
-        localut_kernel(wc, levels, ac, 2, 2, 2, "full", nr_dpus=1, nr_tasklets=2, slots=1 << 20)
+        total = run.stats["dpus"][0]["total"]
+        groups, parts = 12, kernel.meta["tile_parts"]
+        blocks, per_part = kernel.meta["items"] // parts, -(-tile // parts)
+        windows = 3 * groups  # one 16-byte activation window per row and group
+        # one index DMA (row_block bytes) per group and work item that holds rows of the tile (the last may be short)
+        widx = groups * blocks * sum(-(-min(tile, 3 - m0) // per_part) for m0 in range(0, 3, tile))
+        assert total["dma_reads"] == windows + widx + builds
+        assert total["dma_read_bytes"] == 16 * windows + kernel.meta["row_block"] * widx + 16 * builds
+    with pytest.raises(ConfigError, match="tile must be >= 1"):
+        localut_kernel(wc, levels, ac, 2, 2, 2, "full", nr_dpus=1, nr_tasklets=2, tile=0)
+    with pytest.raises(ConfigError, match="a tile of 4096 rows"):
+        localut_kernel(wc, levels, ac, 2, 2, 2, "full", nr_dpus=1, nr_tasklets=2, tile=4096)
 
 
 def test_kernel_with_custom_levels_and_one_tasklet(tmp_path):
@@ -173,7 +196,7 @@ def test_emission_is_deterministic_and_well_formed():
     assert a.dpu_source == b.dpu_source and a.mram_inputs == b.mram_inputs and a.dpu_args == b.dpu_args
     assert "__host dpu_args_t DPU_INPUT_ARGUMENTS;" in a.dpu_source
     assert {"hwf_act", "hwf_widx", "hwf_lut", "hwf_adt", "hwf_rlut"} == set(a.mram_inputs[0])
-    assert "expand(&hwf_rlut[rlut_row * RLUT_ROW_BYTES], order, sl);" in a.dpu_source
+    assert "expand(&hwf_rlut[desc[2] * RLUT_ROW_BYTES], order, sl, sub);" in a.dpu_source
     assert a.output_symbol == "hwf_out" and a.output_bytes == 2 * a.meta["row_pad"] * 4
     for c_type, name in a.args:
         assert f"{c_type} {name};" in a.dpu_source

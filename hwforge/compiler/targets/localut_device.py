@@ -23,16 +23,19 @@ SCHEMES = ("full", "weight-canonical", "activation-canonical", "joint")
 #: slice of the wrong activation group.
 FAULTS = ("drop_last_k_group", "slice_off_by_one")
 DEFAULT_TABLE_BYTES = 1 << 20  # MRAM budget of the tables when p is not given
+DEFAULT_SLICE_BYTES = 512  # WRAM slice (= MRAM bytes per built slice) at most, when p is not given
 _LUT_FAULT = {"drop_last_k_group": "skip_last_group", "slice_off_by_one": "slice_off_by_one"}
 
 
 def check_localut_options(options: dict[str, Any]) -> None:
-    """Resolve ``p=0`` to the largest p whose tables take at most `DEFAULT_TABLE_BYTES` of MRAM; refuse an
-    explicit p that does not fit WRAM/MRAM at all (one clear line).
+    """Resolve ``p=0`` to the largest p whose tables take at most `DEFAULT_TABLE_BYTES` of MRAM and whose slice
+    at most `DEFAULT_SLICE_BYTES`; refuse an explicit p that does not fit WRAM/MRAM at all (one clear line).
 
-    The benchmark finds the `full` table at the largest p fastest, but a multi-megabyte table is pushed to every
-    DPU and stored in the artifact; the 1 MiB cap keeps default artifacts small at little cost
-    (W2A2: p=5, W4A4: p=2)."""
+    The kernel builds one slice per activation row and group, so the slice size sets the MRAM traffic, and it
+    grows as ``2**(p * wbits)`` while the lookups only fall as 1/p: the benchmark's best p has a slice of at most
+    about 512 bytes on the digits layers (W1A1 p=8, W2A2 p=4, W3A3 p=2, W4A4 p=2, which these caps give); larger
+    layers gain a little from a larger p (``--set p=...``). The 1 MiB table cap keeps artifacts and host-to-DPU
+    pushes small."""
     from hwforge.ir.quant_lowbit import odd_levels
     from hwforge.upmem import lut
 
@@ -41,8 +44,12 @@ def check_localut_options(options: dict[str, Any]) -> None:
     best = upmem.max_p(options["wbits"], options["abits"], options["scheme"], options["tasklets"],
                        w_levels=levels)
     if options["p"] == 0:
-        options["p"] = upmem.max_p(options["wbits"], options["abits"], options["scheme"], options["tasklets"],
-                                   w_levels=levels, mram_table_budget=DEFAULT_TABLE_BYTES)
+        p = upmem.max_p(options["wbits"], options["abits"], options["scheme"], options["tasklets"],
+                        w_levels=levels, mram_table_budget=DEFAULT_TABLE_BYTES)
+        while p > 1 and lut.lut_layout(options["scheme"], p, options["wbits"], options["abits"],
+                                       levels).slice_bytes > DEFAULT_SLICE_BYTES:
+            p -= 1
+        options["p"] = p
     elif options["p"] > best:
         raise ConfigError(f"--set p={options['p']}: the {options['scheme']} LUT for W{options['wbits']}"
                           f"A{options['abits']} fits WRAM/MRAM only up to p={best} with {options['tasklets']} "
