@@ -58,6 +58,8 @@ class LocalutTarget(Target):
     description = "LOCALUT LUT-based low-bit inference (UPMEM DPU C), with MAC and bit-serial baselines"
     hardware = "UPMEM DPU C (LUT, MAC or bit-serial kernel) + generic host C + Makefile"
     verified_by = "host-side DPU emulation vs PyTorch"
+    build_message = ("building {artifact}: DPU binaries with the UPMEM SDK where it is on PATH, "
+                     "else the emulation binaries")
 
     def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
         out = dict(DEFAULTS)
