@@ -7,19 +7,17 @@ of every policy share one build. Text is memoised on disk keyed by those fields 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from tempfile import mkdtemp
 
 import numpy as np
 
-from hwforge.errors import ConfigError, VerificationError
+from hwforge.errors import ConfigError
 from hwforge.rtl.emit import convert_cached
 from hwforge.rtl.gcn.config import SnfConfig, hardware_config
 from hwforge.rtl.gcn.program import Program
 from hwforge.rtl.gcn.top import COUNTERS, SnfAccelerator, check_fault
-from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, render_mem_tb, run_mem_tb
+from hwforge.rtl.tb.verilator import render_mem_tb, simulate_image
 
 TOP_NAME = "snf_accel"
 
@@ -91,27 +89,13 @@ def simulate(cfg: SnfConfig, program: Program, *, seed: int = 0, stall_prob: flo
     """
     if program.cfg.hw_key() != cfg.hw_key():
         raise ConfigError("snf: the program was built for different hardware")
-    if program.size > DEFAULT_DEPTH:
-        raise ConfigError(f"snf: program of {program.size} words exceeds the simulated memory ({DEFAULT_DEPTH})")
-    if not 0.0 <= stall_prob < 1.0:
-        raise ConfigError(f"snf: stall_prob must be in [0, 1), got {stall_prob}")
     if verilog is None:
         verilog = emit_verilog(cfg)
-    build_dir = build({f"{TOP_NAME}.v": verilog, "hwforge_tb.v": testbench_verilog(cfg)},
-                      Path(cache_dir) if cache_dir else None)
-    work = Path(work_dir) if work_dir else Path(mkdtemp(prefix="hwforge_snf_"))
-    work.mkdir(parents=True, exist_ok=True)
-    program.write_hex(work / "program.hex")
-    lo, hi = program.output_range()
-    run = run_mem_tb(build_dir, work / "program.hex", list(COUNTERS), dump_range=(lo, hi), seed=seed,
-                     stall_prob=stall_prob, latency=latency, timeout_cycles=timeout_cycles, work_dir=work)
+    run, lo = simulate_image("snf", {f"{TOP_NAME}.v": verilog, "hwforge_tb.v": testbench_verilog(cfg)}, program,
+                             list(COUNTERS), seed=seed, stall_prob=stall_prob, latency=latency,
+                             timeout_cycles=timeout_cycles, cache_dir=cache_dir, work_dir=work_dir)
     r = run.result
-    if r.get("timed_out") or r.get("mem_error"):
-        what = "timed out" if r.get("timed_out") else "accessed memory out of range"
-        raise VerificationError(f"snf simulation {what} (see {work})")
     outputs = program.read_outputs(run.dump, base=lo)
     log = program.read_log(run.dump, base=lo)
-    if work_dir is None:
-        shutil.rmtree(work, ignore_errors=True)
     return SimResult(outputs=outputs, counters={c: int(r[c]) for c in COUNTERS}, log=log, seed=seed,
-                     stall_prob=stall_prob, latency=latency, work_dir=str(work) if work_dir is not None else "")
+                     stall_prob=stall_prob, latency=latency, work_dir=str(work_dir) if work_dir is not None else "")

@@ -19,7 +19,7 @@ from hwforge.rtl.gemm.config import GemmConfig
 from hwforge.rtl.gemm.core import check_fault
 from hwforge.rtl.gemm.program import Program
 from hwforge.rtl.gemm.top import CLASS_COUNTERS, GemmAccelerator, counters
-from hwforge.rtl.tb.verilator import DEFAULT_DEPTH, build, render_mem_tb, run_mem_tb
+from hwforge.rtl.tb.verilator import render_mem_tb, simulate_image
 
 TOP_NAME = "gemm_accel"
 
@@ -86,35 +86,16 @@ def simulate(cfg: GemmConfig, program: Program, *, seed: int = 0, stall_prob: fl
     """
     if program.cfg != cfg:
         raise ConfigError("gemm: the program was built for a different configuration")
-    if program.size > DEFAULT_DEPTH:
-        raise ConfigError(f"gemm: program of {program.size} words exceeds the simulated memory ({DEFAULT_DEPTH})")
-    if not 0.0 <= stall_prob < 1.0:
-        raise ConfigError(f"gemm: stall_prob must be in [0, 1), got {stall_prob}")
     if verilog is None:
         verilog = emit_verilog(cfg, classes=classes)
-    names = list(counters(classes))
-    build_dir = build({"gemm_accel.v": verilog, "hwforge_tb.v": testbench_verilog(cfg, classes)},
-                      Path(cache_dir) if cache_dir else None)
-    from tempfile import mkdtemp
-    work = Path(work_dir) if work_dir else Path(mkdtemp(prefix="hwforge_gemm_"))
-    work.mkdir(parents=True, exist_ok=True)
-    program.write_hex(work / "program.hex")
-    lo, hi = program.output_range()
-    run = run_mem_tb(build_dir, work / "program.hex", names, dump_range=(lo, hi), seed=seed,
-                     stall_prob=stall_prob, latency=latency, timeout_cycles=timeout_cycles, work_dir=work)
+    run, lo = simulate_image("gemm", {"gemm_accel.v": verilog, "hwforge_tb.v": testbench_verilog(cfg, classes)},
+                             program, list(counters(classes)), seed=seed, stall_prob=stall_prob, latency=latency,
+                             timeout_cycles=timeout_cycles, cache_dir=cache_dir, work_dir=work_dir)
     r = run.result
-    if r.get("timed_out") or r.get("mem_error"):
-        from hwforge.errors import VerificationError
-        what = "timed out" if r.get("timed_out") else "accessed memory out of range"
-        raise VerificationError(f"gemm simulation {what} (see {work})")
     outputs = program.read_outputs(run.dump, base=lo)
-    if work_dir is None:  # a scratch directory: keep it only when something went wrong (above)
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
     return SimResult(outputs=outputs, cycles=r["cycles"], bytes_read=r["bytes_read"],
                      bytes_written=r["bytes_written"], busy_cycles=r["busy_cycles"],
                      stall_cycles=r["stall_cycles"], compute_cycles=r["compute_cycles"], folds=r["folds"],
                      seed=seed, stall_prob=stall_prob, latency=latency,
-                     work_dir=str(work) if work_dir is not None else "",
+                     work_dir=str(work_dir) if work_dir is not None else "",
                      bytes_by_class={c[len("bytes_"):]: int(r[c]) for c in CLASS_COUNTERS if classes})

@@ -119,3 +119,36 @@ def run_mem_tb(build_dir: Path, mem_hex: Path, counters: list[str], *, dump_rang
     result = json.loads(result_path.read_text())
     dump = _read_hex(dump_path) if dump_path.exists() else []
     return TbRun(result, dump, work)
+
+
+def simulate_image(kind: str, sources: dict[str, str], program, counters: list[str], *, seed: int,
+                   stall_prob: float, latency: int, timeout_cycles: int, cache_dir: str | Path | None = None,
+                   work_dir: str | Path | None = None) -> tuple[TbRun, int]:
+    """Build (cached) and run one accelerator on ``program``'s memory image: the part every accelerator's
+    ``simulate`` shares. ``program`` has ``size``, ``write_hex(path)`` and ``output_range()``.
+
+    Returns the run and the first dumped word's address. Raises `ConfigError` for an image larger than the
+    simulated memory or a bad ``stall_prob``, and `VerificationError` on a timeout or an out-of-range access
+    (then the scratch directory is kept for inspection; otherwise a scratch directory is removed, since the dump
+    is already in memory)."""
+    import shutil
+
+    from hwforge.errors import ConfigError, VerificationError
+
+    if program.size > DEFAULT_DEPTH:
+        raise ConfigError(f"{kind}: program of {program.size} words exceeds the simulated memory ({DEFAULT_DEPTH})")
+    if not 0.0 <= stall_prob < 1.0:
+        raise ConfigError(f"{kind}: stall_prob must be in [0, 1), got {stall_prob}")
+    build_dir = build(sources, Path(cache_dir) if cache_dir else None)
+    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"hwforge_{kind}_"))
+    work.mkdir(parents=True, exist_ok=True)
+    program.write_hex(work / "program.hex")
+    lo, hi = program.output_range()
+    run = run_mem_tb(build_dir, work / "program.hex", counters, dump_range=(lo, hi), seed=seed,
+                     stall_prob=stall_prob, latency=latency, timeout_cycles=timeout_cycles, work_dir=work)
+    if run.result.get("timed_out") or run.result.get("mem_error"):
+        what = "timed out" if run.result.get("timed_out") else "accessed memory out of range"
+        raise VerificationError(f"{kind} simulation {what} (see {work})")
+    if work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return run, lo
