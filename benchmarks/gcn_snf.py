@@ -1,6 +1,9 @@
 """Benchmark: the Slice-and-Forge (`snf`) aggregation accelerator against its baselines, on Verilator.
 
-    python benchmarks/gcn_snf.py [--quick | --full] [--jobs 2] [--json benchmarks/results/gcn_snf.json]
+    python benchmarks/gcn_snf.py [--quick | --full] [--jobs 2] [--out PATH]
+
+Writes ``benchmarks/results/gcn_snf.json`` (``--quick``: ``benchmarks/results/quick/gcn_snf.json``; see
+``common.py``).
 
 One GCN aggregation layer ``relu(Â H + b)`` runs on the RTL for every (graph, cache, engines, policy) point and
 every output is checked bit-exactly against `hwforge.rtl.gcn.reference` (the script aborts on the first
@@ -64,7 +67,6 @@ karate and Cora run at full size on both engine counts. ``--full`` runs unscaled
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -77,6 +79,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import add_output_options, output_path, write_results  # noqa: E402
 
 from hwforge.graphs import PRESETS, karate_club, normalized_adjacency, synthetic_graph  # noqa: E402
 from hwforge.ir.quant import to_fixed  # noqa: E402
@@ -260,11 +264,10 @@ def print_tables(summary: list[dict], geo: dict, note: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="karate and Cora, one engine, 16 KiB (about 2 min)")
+    add_output_options(parser, "gcn_snf", "karate and Cora, one engine, 16 KiB (about 2 min)", quick_group=mode)
     mode.add_argument("--full", action="store_true", help="unscaled Pubmed on 1 and 8 engines (hours)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="simulations run in parallel (default 2)")
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "gcn_snf.json")
     args = parser.parse_args()
     m = "quick" if args.quick else "full" if args.full else "default"
     start = time.monotonic()
@@ -284,20 +287,16 @@ def main() -> None:
     note += (f" Latency {LATENCY}, stall_prob {STALL_PROB}; {len(results)} simulations, all bit-exact; "
              f"wall time {wall / 60:.1f} min.")
     print_tables(summary, geo, note)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     settings = {"mode": m, "features": FEATURES, "formats": {"adjacency": "Q2.14", "features": "Q8.8",
                                                              "accumulator": "int32 (22 fraction bits)"},
                 "seed": SEED, "latency": LATENCY, "stall_prob": STALL_PROB, "tiles": TILES,
                 "candidates": list(CANDIDATES), "chunk": CHUNK, "hardware": HW, "note": note,
                 "wall_seconds": round(wall, 1)}
-    args.json.write_text(json.dumps({"settings": settings, "runs": results,
-                                     "summary": [{k: v for k, v in s.items()
-                                                  if k not in ("none", "tiling", "dynamic", "oracle")}
-                                                 | {p: {"cycles": s[p]["cycles"], "width": s[p]["width"]}
-                                                    for p in ("none", "tiling", "dynamic", "oracle")}
-                                                 for s in summary],
-                                     "geomean": {str(e): g for e, g in geo.items()}}, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    policies = ("none", "tiling", "dynamic", "oracle")
+    summary_out = [{k: v for k, v in s.items() if k not in policies}
+                   | {p: {"cycles": s[p]["cycles"], "width": s[p]["width"]} for p in policies} for s in summary]
+    write_results(output_path(args), {"settings": settings, "runs": results, "summary": summary_out,
+                                                 "geomean": {str(e): g for e, g in geo.items()}})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Benchmark: `gemm` RTL cycles against SCALE-Sim's fold formula (and SCALE-Sim itself), PE utilisation, and
 simulation speed of Verilator against Amaranth's Python simulator.
 
-    python benchmarks/gemm.py [--quick] [--json benchmarks/results/gemm.json]
+    python benchmarks/gemm.py [--quick] [--out PATH]
+
+Writes ``benchmarks/results/gemm.json`` (``--quick``: ``benchmarks/results/quick/gemm.json``; see ``common.py``).
 
 For each array size, dataflow and GEMM shape (some not multiples of the array) it runs one random int8 layer on
 the Verilator model (seeded stalls off, so compute and memory cycles are the design's own), checks the output
@@ -19,7 +21,6 @@ bit-exactly against the integer reference, and reports:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -28,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import add_output_options, output_path, write_results  # noqa: E402
 
 from hwforge.ir.quant import quantize_multiplier  # noqa: E402
 from hwforge.rtl.gemm import (  # noqa: E402
@@ -56,7 +59,7 @@ def _layer(rng: np.random.Generator, m: int, k: int, n: int) -> tuple[GemmLayer,
 
 
 def run_cycles(arrays: list[tuple[int, int]], shapes: list[tuple[int, int, int]], workdir: Path) -> list[dict]:
-    from scalesim_runner import scalesim_cycles
+    from hwforge.rtl.gemm.scalesim import scalesim_cycles
 
     rows = []
     rng = np.random.default_rng(0)
@@ -131,8 +134,7 @@ def run_sim_speed(workdir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one array size and two shapes")
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "gemm.json")
+    add_output_options(parser, "gemm", "one array size and two shapes")
     args = parser.parse_args()
     arrays, shapes = (QUICK_ARRAYS, QUICK_SHAPES) if args.quick else (ARRAYS, SHAPES)
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,9 +154,7 @@ def main() -> None:
     print()
     print(f"Simulation speed ({speed['design']}): Verilator {speed['verilator_cycles_per_s']:,.0f} cycles/s, "
           f"Amaranth pysim {speed['pysim_cycles_per_s']:,.0f} cycles/s, ratio {speed['ratio']:.0f}x")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"cycles": rows, "sim_speed": speed}, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_results(output_path(args), {"cycles": rows, "sim_speed": speed})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Benchmark: LOCALUT LUT kernels against the integer-MAC and bit-serial (T-MAC-style) baselines on UPMEM DPUs.
 
-    python benchmarks/localut.py [--quick] [--jobs 1] [--json benchmarks/results/localut.json]
+    python benchmarks/localut.py [--quick] [--jobs 1] [--out PATH]
+
+Writes ``benchmarks/results/localut.json`` (``--quick``: ``benchmarks/results/quick/localut.json``; see
+``common.py``).
 
 Every point is one low-bit GEMM ``y = ac @ levels[wc].T`` (int32) emitted by exactly the code the ``localut``
 target uses (`hwforge.compiler.targets.localut_device`), run through the generic host program on hwforge's
@@ -14,7 +17,7 @@ Workloads
 - ``digits-fc1`` (M=64, K=64, N=64) and ``digits-fc2`` (M=64, K=64, N=10): the digits MLP quantised by the
   ``quantize_lowbit`` pass at each bit width; M = the first 64 test images, the activation codes are the real ones
   (network input, then the host-requantised hidden layer). 4 DPUs, all emulated; digits-fc2 has too few channels
-  for 4 channel blocks, so its DPUs split the 64 activation rows (`hwforge.upmem.kernels.grid`, every kernel alike).
+  for 4 channel blocks, so its DPUs split the 64 activation rows (`hwforge.upmem.dpu_kernel.grid`, every kernel alike).
 - ``bert-768x768`` (attention projections) and ``bert-768x3072`` (FFN up-projection), M = 8 tokens, seeded uniform
   random weight and activation codes. 16 DPUs (48 and 192 output channels per DPU), and the FFN layer once more on
   4 DPUs (``bert-768x3072@4dpu``, 768 channels per DPU: a LUT kernel streams each activation group's slice once per
@@ -33,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -45,6 +47,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import add_output_options, output_path, write_results  # noqa: E402
 
 from hwforge.compiler.targets import localut_device as dev  # noqa: E402
 from hwforge.ir.quant_lowbit import lowbit_matmul_int, odd_levels  # noqa: E402
@@ -65,12 +69,13 @@ BITS = [(w, a) for w in range(1, 5) for a in range(1, 5) if w == a]
 @cache
 def digits_codes(wbits: int, abits: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Weight and activation codes of both digits layers from the quantised MLP on 64 test images."""
-    from hwforge.compiler import PASSES, load_model, run_pipeline
+    from hwforge.compiler import Calibration, load_model, run_pipeline
+    from hwforge.compiler.passes import Canonicalize, FuseRelu, QuantizeLowbit
     from hwforge.ir import interpret_all
 
     model = load_model("mlp-digits")
-    g = run_pipeline(model.graph, [PASSES["canonicalize"](), PASSES["fuse_relu"](), PASSES["quantize_lowbit"]()],
-                     {"calibration": model.calibration, "wbits": wbits, "abits": abits}).graph
+    g = run_pipeline(model.graph, [Canonicalize(), FuseRelu(), QuantizeLowbit(wbits=wbits, abits=abits)],
+                     Calibration(model.calibration)).graph
     values = interpret_all(g, {"x": model.test_set[0][:64]})
     out = {}
     for node in g.nodes():
@@ -110,8 +115,8 @@ def run_one(task: dict) -> dict:
     m, k, n, dpus, emulated = WORKLOADS[workload]
     wc, ac = operands(workload, wbits, abits)
     levels = odd_levels(wbits)
-    options = {"wbits": wbits, "abits": abits, "p": task.get("p", 1), "scheme": task.get("scheme", "joint"),
-               "dpus": dpus, "tasklets": TASKLETS, "g": 4, "fault": "none"}
+    options = dev.LocalutOptions(wbits=wbits, abits=abits, p=task.get("p", 1), scheme=task.get("scheme", "joint"),
+                                 kernel=kernel, dpus=dpus, tasklets=TASKLETS, g=4)
     start = time.monotonic()
     ker = dev.build_kernel(kernel, wc, levels, ac, options)
     if emulated is not None and emulated < ker.nr_dpus:
@@ -124,7 +129,7 @@ def run_one(task: dict) -> dict:
         done[m0:m0 + mc, n0:n0 + nc] = True
     want = lowbit_matmul_int(ac, wc, levels)
     exact = bool(np.array_equal(run.output[done], want[done]))
-    label = f"{workload} W{wbits}A{abits} {kernel}" + (f" {options['scheme']} p={options['p']}"
+    label = f"{workload} W{wbits}A{abits} {kernel}" + (f" {options.scheme} p={options.p}"
                                                        if kernel == "localut" else "")
     if not exact:
         raise SystemExit(f"MISMATCH: {label}: {int(np.count_nonzero(run.output[done] != want[done]))} outputs differ")
@@ -224,9 +229,8 @@ def print_tables(results: list[dict], summary: list[dict], geo: dict, luts: list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="W2A2/W4A4, full and joint at p=1 and max, two workloads")
+    add_output_options(parser, "localut", "W2A2/W4A4, full and joint at p=1 and max, two workloads")
     parser.add_argument("--jobs", type=int, default=1, help="emulations run in parallel (default 1)")
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "localut.json")
     args = parser.parse_args()
     start = time.monotonic()
     tasks = tasks_for(args.quick)
@@ -243,15 +247,13 @@ def main() -> None:
     note = (f"{len(results)} emulated GEMMs, all bit-exact; wall time {wall / 60:.1f} min. BERT layers: 16 DPUs "
             "(4 for @4dpu), 2 emulated (same program, same shard size on every DPU).")
     print_tables(results, summary, geo, luts, note)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     settings = {"mode": "quick" if args.quick else "default", "tasklets": TASKLETS, "seed": SEED,
                 "workloads": {k: dict(zip(("m", "k", "n", "dpus", "emulated_dpus"), v, strict=True))
                               for k, v in WORKLOADS.items()},
                 "cost_model": "hwforge.upmem.cost (350 MHz)", "note": note, "wall_seconds": round(wall, 1),
                 "nr_cpus": os.cpu_count()}
-    args.json.write_text(json.dumps({"settings": settings, "runs": results, "summary": summary, "geomean": geo,
-                                     "lut_bytes": luts}, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_results(output_path(args), {"settings": settings, "runs": results, "summary": summary,
+                                                 "geomean": geo, "lut_bytes": luts})
 
 
 if __name__ == "__main__":

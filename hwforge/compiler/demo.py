@@ -31,22 +31,23 @@ def run_demo(artifact: Path, log: Console) -> dict[str, Any]:
     log.print("verifying on Verilator (builds the model once, then reuses the build)")
     target = get_target("gemm")
     result = target.verify(artifact, read_manifest(artifact), seed=0)
-    (name, output), = result["outputs"].items()
+    (name, output), = result.outputs.items()
     return {
-        "passed": result["passed"],
+        "passed": result.passed,
         "model": DEMO_MODEL,
         "artifact": str(artifact),
-        "config": compiled.report["config"],
-        "samples": int(compiled.report["layers"][0]["m"]),
-        "accuracy_float": output.get("accuracy_float"),
-        "accuracy_int8": output.get("accuracy_int_reference"),
-        "accuracy_hardware": output.get("accuracy_hardware"),
-        "mismatches": result["mismatches"],
-        "cycles": result.get("cycles"),
-        "compute_cycles": result.get("compute_cycles"),
-        "bytes_read": result.get("bytes_read"),
-        "bytes_written": result.get("bytes_written"),
-        "macs": compiled.report["macs"],
+        "config": compiled.report.config,
+        "samples": int(compiled.report.layers[0].details["m"]),
+        "accuracy_float": output.accuracy_float,
+        "accuracy_int8": output.accuracy_int_reference,
+        "accuracy_hardware": output.accuracy_hardware,
+        "mismatches": result.mismatches,
+        "cycles": result.cycles,
+        "bound_cycles": result.bound_cycles,
+        "compute_cycles": result.compute_cycles,
+        "bytes_read": result.bytes_read,
+        "bytes_written": result.bytes_written,
+        "macs": compiled.report.macs,
         "compile_seconds": round(compile_s, 1),
         "total_seconds": round(time.monotonic() - start, 1),
     }
@@ -64,6 +65,7 @@ def render_demo(r: dict[str, Any], out: Console) -> None:
         "hardware accuracy (Verilator)": pct(r["accuracy_hardware"]),
         "mismatches vs integer reference": r["mismatches"],
         "cycles": f"{r['cycles']:,}",
+        "roofline bound (cycles)": f"{r['bound_cycles']:,} ({r['cycles'] / max(r['bound_cycles'], 1):.1f}x)",
         "array compute cycles": f"{r['compute_cycles']:,}",
         "MACs": f"{r['macs']:,}",
         "bytes read": f"{r['bytes_read']:,}",

@@ -9,21 +9,35 @@ Nothing time-dependent (pass timings, paths) goes into the artifact, so compiles
 
 from __future__ import annotations
 
-import importlib.metadata
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from hwforge.compiler.artifact import ArtifactWriter
+from hwforge.compiler.passes import Calibration
+from hwforge.compiler.results import CompileReport
 from hwforge.compiler.targets import get_target
 from hwforge.errors import ConfigError
+from hwforge.options import OptionError, Options, option
+from hwforge.testing import faults
 
-GENERAL_OPTIONS = {
-    "samples": "reference inputs taken from the model's test split: a count or 'all' (default: example inputs)",
-}
+
+@dataclass(frozen=True)
+class CompileOptions(Options):
+    """Options every target takes (``--set samples=...``), besides the target's own."""
+
+    OWNER: ClassVar[str] = "compile"
+
+    samples: str = option("examples", "reference inputs: 'examples' (the model's example inputs), a count N (the "
+                                      "first N of its test split) or 'all' (the whole test split)")
+
+    def __post_init__(self) -> None:
+        self.check_fields()
+        if self.samples not in ("examples", "all") and not (self.samples.isdigit() and int(self.samples) >= 1):
+            raise OptionError(self.OWNER, "samples", self.samples, "expected 'examples', 'all' or a positive count")
 
 
 def parse_sets(sets: list[str]) -> dict[str, str]:
@@ -41,31 +55,21 @@ def parse_sets(sets: list[str]) -> dict[str, str]:
 
 
 def toolchain_versions() -> dict[str, str]:
-    """Versions of the packages that shape generated files (recorded in the manifest)."""
-    versions = {}
-    for pkg in ("hwforge", "torch", "amaranth", "numpy"):
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = "unknown"
-    return versions
+    """Versions of the packages and tools that shape generated files (recorded in the manifest)."""
+    from hwforge.toolchain import artifact_versions
+
+    return artifact_versions()
 
 
-def _select_inputs(model: Any, samples: str | None) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    if samples is None:
+def _select_inputs(model: Any, samples: str) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    if samples == "examples":
         return dict(model.example_inputs), None
     if model.test_set is None:
         raise ConfigError(f"--set samples={samples}: model {model.name!r} has no test split")
     x, y = model.test_set
-    if samples == "all":
-        count = len(x)
-    else:
-        try:
-            count = int(samples)
-        except ValueError:
-            raise ConfigError(f"--set samples={samples}: expected a positive integer or 'all'") from None
-        if not 1 <= count <= len(x):
-            raise ConfigError(f"--set samples={samples}: must be between 1 and {len(x)}")
+    count = len(x) if samples == "all" else int(samples)
+    if not 1 <= count <= len(x):
+        raise ConfigError(f"--set samples={samples}: must be between 1 and {len(x)}")
     if len(model.example_inputs) != 1:
         raise ConfigError("--set samples: only single-input models take samples from a test split")
     (name,) = model.example_inputs
@@ -88,8 +92,31 @@ def _graph_for_inputs(model: Any, inputs: dict[str, np.ndarray]) -> Any:
 class CompileResult:
     artifact: Path
     target: str
-    report: dict[str, Any]
+    report: CompileReport
     pass_timings: list[tuple[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``hwforge compile --json`` (pass timings are wall-clock, so they stay out of the artifact)."""
+        return {"ok": True, "artifact": str(self.artifact), "target": self.target, "report": self.report.to_dict(),
+                "pass_seconds": {name: round(sec, 4) for name, sec in self.pass_timings}}
+
+
+def split_sets(target: Any, sets: list[str]) -> tuple[Any, CompileOptions]:
+    """``--set`` items -> (the target's typed options, the general `CompileOptions`)."""
+    raw = parse_sets(sets)
+    general_keys = {row["name"] for row in CompileOptions.describe()}
+    general = CompileOptions.from_sets({k: raw.pop(k) for k in list(raw) if k in general_keys})
+    return target.parse_options(raw), general
+
+
+def _manifest_extras(general: CompileOptions) -> dict[str, Any]:
+    """Manifest fields besides the target's options: general options, and any test-only fault (so `verify`
+    regenerates the same deliberately broken variant)."""
+    extras: dict[str, Any] = {"compile_options": general.to_dict(), "toolchain": toolchain_versions()}
+    selected = faults.selected()
+    if selected:
+        extras["test_faults"] = selected
+    return extras
 
 
 def compile_model(spec: str, target_name: str, out_dir: Path, sets: list[str],
@@ -98,18 +125,15 @@ def compile_model(spec: str, target_name: str, out_dir: Path, sets: list[str],
     from hwforge.ir import interpret, save_graph
 
     target = get_target(target_name)
-    raw = parse_sets(sets)
-    general = {k: raw.pop(k) for k in list(raw) if k in GENERAL_OPTIONS}
-    options = target.parse_options(raw)
+    options, general = split_sets(target, sets)
     own = target.load_own(spec, options)
     if own is not None:
         return _compile_own(target, own, options, general, out_dir)
     model = load_model(spec)
-    inputs, labels = _select_inputs(model, general.get("samples"))
+    inputs, labels = _select_inputs(model, general.samples)
     graph = _graph_for_inputs(model, inputs)
 
-    pipeline_options = {**options, **target.pipeline_options(options), "calibration": model.calibration}
-    result = run_pipeline(graph, target.passes(options), pipeline_options, dump_dir=dump_ir)
+    result = run_pipeline(graph, target.passes(options), Calibration(dict(model.calibration)), dump_dir=dump_ir)
 
     writer = ArtifactWriter(out_dir, target.name)
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,27 +148,27 @@ def compile_model(spec: str, target_name: str, out_dir: Path, sets: list[str],
         writer.add_npy(f"expected/{name}.npy", value.detach().numpy().astype(np.float32))
 
     report = target.emit(result.graph, model, options, writer, inputs)
-    writer.add_json("reports/compile.json", report)
+    report.passes = list(result.passes)
+    writer.add_json("reports/compile.json", report.to_dict())
     writer.commit({
         "model": model.name,
         "source_sha256": model.source_hash,
-        "options": {**options, **general},
-        "passes": [name for name, _ in result.timings],
+        "options": options.to_dict(),
+        "passes": list(result.passes),
         "inputs": sorted(inputs),
         "outputs": sorted(float_out),
-        "toolchain": toolchain_versions(),
+        **_manifest_extras(general),
     })
     return CompileResult(Path(out_dir), target.name, report, list(result.timings))
 
 
-def _compile_own(target: Any, own: Any, options: dict[str, Any], general: dict[str, str],
-                 out_dir: Path) -> CompileResult:
+def _compile_own(target: Any, own: Any, options: Any, general: CompileOptions, out_dir: Path) -> CompileResult:
     """Compile an `OwnModel` (a target's own kind of input, e.g. an optimizer): no frontend, no passes, the
     target's reference outputs; the artifact layout and manifest are the same as for models."""
     from hwforge.ir import save_graph
 
-    if general:
-        raise ConfigError(f"--set {', '.join(sorted(general))}: not an option of target {target.name!r}")
+    if general != CompileOptions():
+        raise ConfigError(f"--set samples: not an option of target {target.name!r} (its MODEL is not a network)")
     own.graph.verify()
     writer = ArtifactWriter(out_dir, target.name)
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,8 +179,8 @@ def _compile_own(target: Any, own: Any, options: dict[str, Any], general: dict[s
     for name, value in sorted(own.expected.items()):
         writer.add_npy(f"expected/{name}.npy", value)
     report = target.emit(own.graph, own, options, writer, own.inputs)
-    writer.add_json("reports/compile.json", report)
-    writer.commit({"model": own.name, "source_sha256": own.source_hash, "options": options, "passes": [],
-                   "inputs": sorted(own.inputs), "outputs": sorted(own.expected), "toolchain": toolchain_versions(),
+    writer.add_json("reports/compile.json", report.to_dict())
+    writer.commit({"model": own.name, "source_sha256": own.source_hash, "options": options.to_dict(), "passes": [],
+                   "inputs": sorted(own.inputs), "outputs": sorted(own.expected), **_manifest_extras(general),
                    **own.manifest})
     return CompileResult(Path(out_dir), target.name, report, [])

@@ -24,46 +24,26 @@ def collect_report(artifact: Path, plot: Path | None = None) -> dict[str, Any]:
     result = {"artifact": str(artifact), "target": manifest["target"], "model": manifest.get("model"),
               "options": manifest["options"], "reports": reports}
     if plot is not None:
-        result["plot"] = str(_plot_layers(reports, plot))
+        from hwforge.compiler.plot import plot_layers  # matplotlib is imported only when a plot is asked for
+
+        result["plot"] = str(plot_layers(reports, plot))
     return result
-
-
-def _plot_layers(reports: dict[str, Any], plot: Path) -> Path:
-    """A PNG of cycles per layer: measured ones if a verify report has them, else the predicted compute cycles."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError("--plot needs matplotlib; install it with `pip install matplotlib`") from None
-    measured = [layer for layer in reports.get("verify", {}).get("layers", []) if "cycles" in layer]
-    predicted = [layer for layer in reports.get("compile", {}).get("layers", []) if "compute_cycles_expected" in layer]
-    if measured:
-        layers, key, label = measured, "cycles", "cycles measured on Verilator"
-    elif predicted:
-        layers, key, label = predicted, "compute_cycles_expected", "array compute cycles (fold formula)"
-    else:
-        raise ConfigError("--plot: no per-layer cycles recorded yet; run `hwforge verify` first")
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar([layer["node"] for layer in layers], [layer[key] for layer in layers], label=label)
-    ax.set_ylabel("cycles")
-    ax.set_title("cycles per layer")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(plot, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return plot
 
 
 def render_report(r: dict[str, Any], out: Console) -> None:
     out.print(f"artifact {r['artifact']}: target {r['target']}, model {r['model']}")
     reports = r["reports"]
-    layers = reports.get("compile", {}).get("layers", [])
-    if layers:
-        out.print(records_table("layers", layers))
+    for title, rows in compile_tables(reports.get("compile", {})):
+        out.print(records_table(title, rows))
     for name in ("verify", "build"):
         if name in reports:
             out.print(metrics_table(name, reports[name]))
         else:
             out.print(f"no {name} report yet (run `hwforge {name} {r['artifact']}`)")
+
+
+def compile_tables(compile_report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every per-row table of a compile report (``layers``, ``combinations``, ``streams``, ...): the list fields
+    whose items are records (docs/json.md)."""
+    return [(key, value) for key, value in compile_report.items()
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value)]

@@ -1,7 +1,7 @@
 """Open bitstream flow: Amaranth design -> Yosys -> nextpnr -> ecppack/icepack, all through YoWASP.
 
 Why it is shaped like this:
-- The tools are the YoWASP WebAssembly builds (pip-installable, see shared/TOOLCHAIN.md). Amaranth's build
+- The tools are the YoWASP WebAssembly builds (pip-installable; `hwforge.toolchain`). Amaranth's build
   script finds them through environment variables (`YOSYS`, `NEXTPNR_ECP5`, ...), which
   `hwforge.toolchain.yowasp_env` supplies. We hand that environment to the build script's process only; this
   process's `os.environ` is never changed, so concurrent builds and other code are unaffected.

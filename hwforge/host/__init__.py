@@ -6,7 +6,7 @@ arrive with their targets). Example::
     from hwforge.host import load_artifact
     art = load_artifact("A")
     outputs = art.run({"x": images})   # numpy in, dequantised numpy out, computed by the simulated RTL
-    print(art.verify(seed=3)["passed"])
+    print(art.verify(seed=3).passed)
 
 `OffloadTrainer` trains a model with its optimizer step offloaded to (emulated) storage devices, ZeRO-Infinity
 style or with Smart-Infinity's near-storage updater (see docs/offload.md)::

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from hwforge.compiler.artifact import read_manifest
+from hwforge.compiler.results import VerifyResult
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Artifact:
         """Run ``inputs`` (same shapes as compiled) on the target's backend; returns float outputs."""
         return self._target().run(self.path, self.manifest, inputs, seed)
 
-    def verify(self, seed: int = 0) -> dict[str, Any]:
+    def verify(self, seed: int = 0) -> VerifyResult:
         """Run the artifact's reference inputs and compare with its PyTorch reference outputs."""
         return self._target().verify(self.path, self.manifest, seed)
 

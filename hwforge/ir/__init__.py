@@ -27,6 +27,8 @@ from hwforge.ir.graph import Graph, Node
 from hwforge.ir.interpreter import interpret, interpret_all
 from hwforge.ir.ops import EvalContext, OpDef, get_op, infer_type, register_op, registered_ops
 from hwforge.ir.ops_graph import fixed_dtype, fixed_format  # (importing registers the graph ops)
+from hwforge.ir.optim_lowering import lower_optimizer
+from hwforge.ir.optim_spec import OptimizerSpec
 from hwforge.ir.printer import format_node, print_graph
 from hwforge.ir.serialize import SCHEMA, graph_from_json, graph_to_json, load_graph, save_graph
 from hwforge.ir.types import (
@@ -46,6 +48,7 @@ __all__ = [
     "Graph",
     "Node",
     "OpDef",
+    "OptimizerSpec",
     "TensorType",
     "dtype_bits",
     "fixed_dtype",
@@ -61,6 +64,7 @@ __all__ = [
     "is_float",
     "is_int",
     "load_graph",
+    "lower_optimizer",
     "parse_dtype",
     "print_graph",
     "register_op",

@@ -2,8 +2,13 @@
 
 Elaborating an accelerator and running Yosys takes seconds, and a test session or CLI call converts the same
 design many times. The text is deterministic (no source locations), so it is cached under
-``$HWFORGE_BUILD_CACHE/emit`` keyed by the design's parameters and a hash of every RTL generator source
-(editing the generator invalidates the cache), and in process memory.
+``$HWFORGE_BUILD_CACHE/emit`` and in process memory, keyed by the design's parameters and `generator_hash`:
+the source of every hwforge module the RTL generators can import (``hwforge.rtl`` and, transitively, what it
+imports, e.g. ``hwforge.ir.quant``), the Amaranth version and the Yosys that conversion runs. Editing any of
+them converts afresh; editing a module the RTL never imports does not.
+
+The cached text is the converter's own output; emitters add their generated-file header (`hwforge.generated`)
+afterwards, so the header's hwforge version never invalidates a conversion.
 """
 
 from __future__ import annotations
@@ -13,25 +18,27 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from amaranth.hdl import Elaboratable
 
-from hwforge.buildcache import cache_root
+from hwforge.buildcache import cache_root, digest, sources_key
 
-_RTL_ROOT = Path(__file__).resolve().parent
 _MEMORY: dict[str, str] = {}
+
+
+#: The generator: every module of this package (and, through `sources_key`, every hwforge module they import).
+GENERATOR_ROOTS = ("hwforge.rtl",)
 
 
 @functools.cache
 def generator_hash() -> str:
-    """sha256 over the Amaranth version and every source file of `hwforge.rtl`."""
+    """sha256 over everything that feeds a conversion besides the design's parameters: the hwforge sources of
+    `GENERATOR_ROOTS` with their transitive hwforge imports, the Amaranth version and the conversion Yosys."""
     import amaranth
 
-    h = hashlib.sha256(amaranth.__version__.encode())
-    for p in sorted(_RTL_ROOT.rglob("*.py")):
-        h.update(str(p.relative_to(_RTL_ROOT)).encode() + p.read_bytes())
-    return h.hexdigest()
+    from hwforge.toolchain import conversion_yosys
+
+    return digest("rtl-emit", sources_key(*GENERATOR_ROOTS), f"amaranth {amaranth.__version__}", conversion_yosys())
 
 
 def convert_cached(make_top: Callable[[], Elaboratable], name: str, params: object, kind: str) -> str:

@@ -1,6 +1,8 @@
 """LOCALUT on UPMEM: LUT construction, DPU C and host C emitters, host-side DPU emulation, cost model."""
 
+from hwforge.upmem.baselines import bitserial_kernel, decode_output, mac_kernel
 from hwforge.upmem.cost import dpu_cycles, layer_time
+from hwforge.upmem.dpu_kernel import DpuKernel, grid, host_source, kernel_files, makefile
 from hwforge.upmem.emulator import (
     DpuFaultError,
     EmulationBuild,
@@ -10,7 +12,6 @@ from hwforge.upmem.emulator import (
     missing_sdk_tools,
     run_emulation,
 )
-from hwforge.upmem.kernels import bitserial_kernel, decode_output, host_source, kernel_files, mac_kernel, makefile
 from hwforge.upmem.lut import SCHEMES, PackedLut, build_lut, entry_count, lut_layout, reduction_factor
 from hwforge.upmem.lutgemm import int_gemm, lut_gemm
 from hwforge.upmem.lutkernel import decode_localut_output, localut_kernel, max_p
@@ -39,11 +40,14 @@ __all__ = [
     "lut_layout",
     "max_p",
     "reduction_factor",
-    # baseline kernels (integer MAC, bit-serial) and the generic host program (hwforge.upmem.kernels)
+    # baseline kernels: integer MAC, bit-serial (hwforge.upmem.baselines)
     "bitserial_kernel",
     "decode_output",
+    "mac_kernel",
+    # the DPU kernel contract and the generic host program (hwforge.upmem.dpu_kernel)
+    "DpuKernel",
+    "grid",
     "host_source",
     "kernel_files",
-    "mac_kernel",
     "makefile",
 ]

@@ -11,15 +11,15 @@ API). The same DPU C and host C that target a real UPMEM system compile against 
 - the host program links the emulated host library and gets ``-DDPU_BINARY="<path of the .so>"``;
 - ``dpu_load`` gives every DPU its own copy of the program, ``dpu_launch`` runs each DPU's tasklets as threads.
 
-Builds are cached under ``cache_root()/upmem-emu/<sha256>`` (key: both sources, tasklets, defines, the emulation
-files, the gcc version), so a test that runs the same kernel twice compiles once. The WRAM size of the DPU
-program's globals is measured from the ELF sections of its object file and checked against 64 KB when loaded.
+Builds are cached under ``cache_root()/upmem-emu/<sha256>`` (key: both sources, tasklets, defines, the flags and
+recipe, the emulator's own C sources and headers, the gcc version; `hwforge.buildcache` helpers), so a test that
+runs the same kernel twice compiles once. The WRAM size of the DPU program's globals is measured from the ELF
+sections of its object file and checked against 64 KB when loaded.
 See docs/upmem_emulation.md for the rules checked and the differences from hardware.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from hwforge.buildcache import cache_root, locked
+from hwforge.buildcache import cache_root, digest, iter_files, locked, tool_version
 from hwforge.errors import ConfigError, MissingToolError, VerificationError
-from hwforge.toolchain import which
+from hwforge.toolchain import c_compiler, which
 
 #: Tools of the real UPMEM SDK that ``hwforge build`` needs for DPU binaries.
 SDK_TOOLS = ("dpu-upmem-dpurte-clang", "dpu-pkg-config")
@@ -106,20 +106,20 @@ def missing_sdk_tools() -> list[str]:
 
 
 def _gcc() -> str:
-    gcc = which("gcc") or which("cc")
-    if gcc is None:
+    if which("gcc") is None and which("cc") is None:
         raise MissingToolError("gcc not found on PATH: the UPMEM emulation compiles DPU and host C with gcc")
-    return gcc
-
-
-def _gcc_version(gcc: str) -> str:
-    out = subprocess.run([gcc, "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.splitlines()[0] if out.stdout else gcc
+    return c_compiler()
 
 
 def _emu_files() -> list[Path]:
     root = emu_dir()
     return sorted(p for sub in ("include", "src") for p in (root / sub).iterdir() if p.is_file())
+
+
+def _toolchain_parts(gcc: str) -> list[str | bytes]:
+    """What every emulation build depends on besides its own sources: the recipe, the gcc that compiles it,
+    the common flags and the emulator's own C sources and headers."""
+    return [_BUILD_ABI, tool_version(gcc, "--version"), " ".join(CFLAGS), *iter_files(_emu_files(), emu_dir())]
 
 
 def _define_flags(defines: dict[str, str] | None) -> list[str]:
@@ -186,13 +186,8 @@ def build_emulation(dpu_source: str, host_source: str, nr_tasklets: int, out_dir
         raise ConfigError(f"nr_tasklets = {nr_tasklets}: a DPU runs 1..{MAX_TASKLETS} tasklets")
     gcc = _gcc()
     flags = _define_flags(defines)
-    h = hashlib.sha256()
-    for part in (_BUILD_ABI, dpu_source, host_source, str(int(nr_tasklets)), "\0".join(flags), _gcc_version(gcc),
-                 " ".join(CFLAGS), " ".join(DPU_CFLAGS)):
-        h.update(part.encode() + b"\0\1")
-    for p in _emu_files():
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    key = h.hexdigest()[:24]
+    key = digest("upmem-emu", *_toolchain_parts(gcc), " ".join(DPU_CFLAGS), dpu_source, host_source,
+                 str(int(nr_tasklets)), "\0".join(flags))[:24]
     build_dir = Path(out_dir) if out_dir else cache_root() / "upmem-emu" / key
     build_dir = build_dir.resolve()
     with locked(build_dir.parent / (build_dir.name + ".lock")):
@@ -236,10 +231,7 @@ def _compile(gcc: str, bdir: Path, dpu_source: str, host_source: str, nr_tasklet
 
 def _host_library(gcc: str) -> list[Path]:
     """The emulated host library (DPU runtime + host API) as object files, compiled once per version and gcc."""
-    h = hashlib.sha256((_BUILD_ABI + _gcc_version(gcc) + " ".join(CFLAGS)).encode())
-    for p in _emu_files():
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    lib_dir = cache_root() / "upmem-emu" / f"lib-{h.hexdigest()[:24]}"
+    lib_dir = cache_root() / "upmem-emu" / f"lib-{digest('upmem-emu-lib', *_toolchain_parts(gcc))[:24]}"
     objs = [lib_dir / f"{name}.o" for name in _HOST_LIBRARY]
     with locked(lib_dir.parent / (lib_dir.name + ".lock")):
         if not all(o.exists() for o in objs):

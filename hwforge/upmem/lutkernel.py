@@ -1,6 +1,6 @@
 """The LOCALUT DPU kernel emitter: DPU C from templates/localut_dpu.c.j2 plus every DPU's arguments and MRAM data.
 
-Work is split across DPUs by `hwforge.upmem.kernels.grid`, the baselines' rule: output channels (weight rows) in
+Work is split across DPUs by `hwforge.upmem.dpu_kernel.grid`, the common rule: output channels (weight rows) in
 contiguous blocks, and the activation rows too when channels per DPU would be few; every DPU gets the whole
 table. Inside a DPU, per tile of activation rows and per group, each tile row's slice is built in its own WRAM
 slot by one tasklet (unless the slot already holds it), then the tasklets share out work items (part of the
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from hwforge.errors import ConfigError
-from hwforge.upmem.kernel import DpuKernel
-from hwforge.upmem.kernels import grid
+from hwforge.generated import header
+from hwforge.upmem.dpu_kernel import DpuKernel, grid
 from hwforge.upmem.lut import ADT_ENTRY_BYTES, MAX_P, MRAM_BYTES, LutLayout, build_lut, lut_layout
 from hwforge.upmem.lutgemm import check_operands, weight_indices
 
@@ -250,7 +250,11 @@ def localut_kernel(wc: np.ndarray, w_levels: np.ndarray, ac: np.ndarray, wbits: 
         dpu_args.append({"m_rows": mc, "n_groups": groups, "n_rows": count, "row_base": start})
         inputs.append({**common, "hwf_act": act, "hwf_widx": buf.tobytes()})
     xchunk = x_chunk(scheme, lay, p, wbits, nr_tasklets)
+    config = {"kernel": "localut", "scheme": scheme, "p": p, "wbits": wbits, "abits": abits, "dpus": nr_dpus,
+              "tasklets": nr_tasklets, "m": m_all, "n": n, "k": k, "fault": fault or "none",
+              "stack_bytes": stack_bytes, "tile": "auto" if tile is None else tile}
     source = _env().get_template("localut_dpu.c.j2").render(
+        header=header("hwforge.upmem.lutkernel.localut_kernel", config),
         scheme=scheme, p=p, wbits=wbits, abits=abits, nr_tasklets=nr_tasklets, args=ARGS, fault=fault,
         entry_t=_C_INT[lay.entry_bytes], widx_t=_C_UINT[lay.widx_bytes], expand=scheme in EXPANDING,
         rlut=scheme == "joint", xsrc_t=_C_UINT[lay.ridx_bytes] if scheme == "joint" else _C_INT[lay.entry_bytes],

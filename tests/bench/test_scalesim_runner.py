@@ -2,6 +2,9 @@
 
 Measured (scalesim 3.0.0): ws/is  compute_cycles == fold_formula_cycles - 1;
                            os     compute_cycles == fold_formula_cycles - rows * folds - 1.
+
+SCALE-Sim is the external reference for the gemm cycle model, so it is a test dependency (the ``test``
+extra) and these tests fail -- never skip -- when it is missing, like the Verilator tests do.
 """
 
 from __future__ import annotations
@@ -14,24 +17,43 @@ from pathlib import Path
 
 import pytest
 
-_RUNNER_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "scalesim_runner.py"
+from hwforge.rtl.gemm import scalesim as runner
+
+DIMS = (4, 7, 16, 33)
 
 
-def _load_runner():
-    spec = importlib.util.spec_from_file_location("hwforge_bench_scalesim_runner", _RUNNER_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def test_scalesim_is_installed_and_patchable() -> None:
+    assert importlib.util.find_spec("scalesim") is not None, (
+        "scalesim (SCALE-Sim) is not installed: it is in the `test` extra, `pip install -e '.[test]'`")
+    import scalesim.memory.double_buffered_scratchpad_mem as mem_module
+
+    assert runner.check_scalesim_version(mem_module) in runner.PATCHED_VERSIONS
 
 
-runner = _load_runner()
+def test_patch_refuses_an_unknown_version_and_restores_the_module() -> None:
+    import scalesim.memory.double_buffered_scratchpad_mem as mem_module
 
-_HAVE_SCALESIM = importlib.util.find_spec("scalesim") is not None
-needs_scalesim = pytest.mark.skipif(
-    not _HAVE_SCALESIM, reason="scalesim (SCALE-Sim) is not installed; `pip install scalesim` (extra: bench)"
-)
+    before = dict(vars(mem_module))
+    with pytest.raises(runner.ScaleSimVersionError, match="9.9.9"), runner.numpy2_patch(mem_module, "9.9.9"):
+        pytest.fail("the patch must not be applied to an unknown scalesim version")
+    assert "max" not in vars(mem_module)
+    with runner.numpy2_patch(mem_module):
+        patched = vars(mem_module)["max"]
+        assert patched is not max
+        # only the patched call form changes: max(list of 1-element arrays) gives a scalar
+        import numpy as np
+
+        assert np.ndim(patched([np.array([3]), np.array([5])])) == 0
+        assert patched(3, 5, 4) == 5 and patched([1, 2]) == 2
+        assert patched([np.array([1, 9])], key=len).shape == (2,)
+    assert dict(vars(mem_module)) == before
+
+
+def test_unsupported_version_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(runner.importlib.metadata, "version", lambda name: "3.1.0")
+    with pytest.raises(runner.ScaleSimVersionError, match="3.1.0"):
+        runner.scalesim_cycles(4, 4, "os", 4, 4, 4, tmp_path)
+
 
 DIMS = (4, 7, 16, 33)
 
@@ -42,7 +64,7 @@ def _folds(rows: int, cols: int, dataflow: str, M: int, K: int, N: int) -> int:
 
 
 def _expected(rows: int, cols: int, dataflow: str, M: int, K: int, N: int) -> int:
-    """The measured relation documented in benchmarks/scalesim_runner.py."""
+    """The measured relation documented in hwforge/rtl/gemm/scalesim.py."""
     formula = runner.fold_formula_cycles(rows, cols, dataflow, M, K, N)
     if dataflow == "os":
         return formula - rows * _folds(rows, cols, dataflow, M, K, N) - 1
@@ -68,7 +90,6 @@ def test_bad_arguments_raise() -> None:
         runner.scalesim_cycles(4, 4, "os", 4, 0, 4, Path("unused"))
 
 
-@needs_scalesim
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 def test_scalesim_matches_fold_formula_4x4(dataflow: str, tmp_path: Path) -> None:
     mismatches = []
@@ -83,7 +104,6 @@ def test_scalesim_matches_fold_formula_4x4(dataflow: str, tmp_path: Path) -> Non
     assert not mismatches, f"{dataflow}: (M, K, N, scalesim, formula) not matching documented relation: {mismatches}"
 
 
-@needs_scalesim
 @pytest.mark.parametrize(
     ("rows", "cols", "dataflow"),
     [(4, 8, "os"), (8, 4, "os"), (4, 8, "ws"), (8, 4, "ws"), (4, 4, "is"), (8, 4, "is")],
@@ -97,7 +117,6 @@ def test_scalesim_relation_non_square_and_is(rows: int, cols: int, dataflow: str
         assert res["compute_cycles"] == _expected(rows, cols, dataflow, M, K, N), (rows, cols, dataflow, M, K, N, res)
 
 
-@needs_scalesim
 def test_report_fields_and_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     M, K, N = 7, 33, 16
     res = runner.scalesim_cycles(4, 4, "os", M, K, N, tmp_path)
@@ -123,7 +142,6 @@ def test_returns_none_without_scalesim(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert "not importable" in capsys.readouterr().err
 
 
-@needs_scalesim
 def test_returns_none_when_scalesim_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     import scalesim.scale_sim

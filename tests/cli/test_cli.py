@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.conftest import run_cli
@@ -16,6 +17,42 @@ def test_targets_json_lists_gemm_ready() -> None:
     assert by_name["gemm"]["status"] == "ready"
     assert by_name["snf"]["status"] == "ready"
     assert by_name["sgcn"]["status"] == "planned"
+
+
+def test_targets_json_lists_every_option_from_the_options_types() -> None:
+    from hwforge.compiler.targets import get_target
+
+    r = run_cli("targets", "--json")
+    by_name = {t["name"]: t for t in r.json["targets"]}
+    for name in ("gemm", "snf", "localut", "smartupdate"):
+        rows = by_name[name]["options"]
+        assert rows == get_target(name).describe_options() and rows, name
+        for row in rows:
+            assert set(row) == {"name", "type", "default", "allowed", "kind", "help"} and row["help"], row
+    gemm = {row["name"]: row for row in by_name["gemm"]["options"]}
+    assert gemm["rows"]["default"] == 4 and gemm["rows"]["allowed"] == {"min": 1, "max": 32}
+    assert gemm["dataflow"]["allowed"] == ["os", "ws"]
+    assert [row["name"] for row in r.json["compile_options"]] == ["samples"]
+
+
+def test_no_fault_option_is_user_visible() -> None:
+    """Deliberately broken variants are selected by tests through hwforge.testing.faults, never by --set."""
+    listing = run_cli("targets", "--json").stdout + run_cli("targets", "--options").stdout
+    helps = run_cli("compile", "--help").stdout
+    assert not re.search(r"\bfaults?\b", listing + helps, re.IGNORECASE)
+
+
+def test_readme_options_tables_are_the_generated_ones() -> None:
+    """README's options tables come from `hwforge targets --markdown`, so docs and code cannot drift."""
+    from hwforge.compiler.driver import CompileOptions
+    from hwforge.compiler.targets import targets
+    from hwforge.options import options_table_markdown
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for t in targets():
+        if t.options_type is not None:
+            assert options_table_markdown(t.options_type) in readme, f"README's {t.name} options table is stale"
+    assert options_table_markdown(CompileOptions) in readme
 
 
 def test_zoo_lists_digits_models() -> None:
@@ -50,7 +87,7 @@ def test_unsupported_op_exits_2_naming_the_op(tmp_path: Path) -> None:
 
 
 def test_impossible_option_exits_2_and_writes_nothing(tmp_path: Path) -> None:
-    for bad in ("rows=0", "dataflow=diagonal", "width=7", "colour=blue", "rows=four"):
+    for bad in ("rows=0", "dataflow=diagonal", "width=7", "colour=blue", "rows=four", "samples=-3", "samples=1.5"):
         r = run_cli("compile", "mlp-digits", "--target", "gemm", "-o", str(tmp_path / "X"), "--set", bad, "--json")
         assert r.code == 2, bad
         assert r.json["ok"] is False and bad.split("=")[0] in r.json["error"], r.json

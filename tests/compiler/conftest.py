@@ -2,7 +2,7 @@
 
 import pytest
 
-from hwforge.compiler import default_int8_pipeline, load_model, run_pipeline
+from hwforge.compiler import Calibration, default_int8_pipeline, load_model, run_pipeline
 
 ZOO = ["mlp-digits", "cnn-digits"]
 
@@ -15,6 +15,6 @@ def loaded():
 @pytest.fixture(scope="session")
 def quantized(loaded):
     return {
-        name: run_pipeline(m.graph, default_int8_pipeline(), {"calibration": m.calibration}).graph
+        name: run_pipeline(m.graph, default_int8_pipeline(), Calibration(m.calibration)).graph
         for name, m in loaded.items()
     }

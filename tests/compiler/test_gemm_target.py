@@ -39,6 +39,10 @@ def test_verify_mlp_4x4_passes_with_counters(mlp_4x4: Path) -> None:
     assert result["bytes_read"] >= weight_bytes
     # the array's own compute-cycle counter equals the fold formula the compile report predicts
     assert result["compute_cycles"] == sum(layer["compute_cycles_expected"] for layer in compile_report["layers"])
+    # the roofline bound is a bound: no run beats it, and it is the sum of the per-layer bounds
+    assert 0 < result["bound_cycles"] <= result["cycles"]
+    assert result["bound_cycles"] == sum(layer["bound_cycles"] for layer in compile_report["layers"])
+    assert result["schema"] == 1 and result["kind"] == "verify" and result["target"] == "gemm"
     assert (mlp_4x4 / "reports" / "verify.json").exists()
 
 
@@ -51,8 +55,8 @@ def test_verify_variants(tmp_path: Path, model: str, sets: list[str]) -> None:
     out = tmp_path / "A"
     compile_model(model, "gemm", out, [*sets, "samples=2"])
     result = load_artifact(out).verify(seed=1)
-    assert result["passed"], result["layers"]
-    assert result["mismatches"] == 0
+    assert result.passed, result.layers
+    assert result.mismatches == 0
 
 
 def _corrupt(artifact: Path, fault: str) -> None:
@@ -61,7 +65,7 @@ def _corrupt(artifact: Path, fault: str) -> None:
     from hwforge.compiler.targets import get_target
 
     manifest = json.loads((artifact / "manifest.json").read_text())
-    cfg = get_target("gemm").config(manifest["options"])
+    cfg = get_target("gemm").options_from_manifest(manifest)
     verilog = rtl.emit_verilog(cfg, fault=fault)
     (artifact / "rtl" / "gemm.v").write_text(verilog)
     manifest["files"]["rtl/gemm.v"]["sha256"] = sha256_bytes(verilog.encode())

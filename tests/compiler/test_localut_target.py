@@ -13,6 +13,7 @@ import pytest
 from hwforge.compiler.driver import compile_model
 from hwforge.compiler.targets import get_target
 from hwforge.errors import ConfigError, IRError, UnsupportedOpError
+from hwforge.testing import faults
 from hwforge.host import load_artifact
 from hwforge.ir import Graph, TensorType
 from hwforge.ir import quant_lowbit as ql
@@ -53,7 +54,7 @@ def test_localut_kernel_w4a4_p3_and_runtime(tmp_path: Path) -> None:
     out = tmp_path / "L"
     compile_model("mlp-digits", "localut", out, ["wbits=4", "abits=4", "p=3", "scheme=joint", "samples=4"])
     art = load_artifact(out)
-    res = art.verify(seed=1)
+    res = art.verify(seed=1).to_dict()
     assert res["passed"], res["layers"]
     assert {(layer["kernel"], layer["p"], layer["scheme"]) for layer in res["layers"]} == {("localut", 3, "joint")}
     x = np.load(out / "inputs" / "x.npy")
@@ -63,23 +64,26 @@ def test_localut_kernel_w4a4_p3_and_runtime(tmp_path: Path) -> None:
 
 def test_wrong_kernel_is_caught(tmp_path: Path) -> None:
     out = tmp_path / "B"
-    compile_model("mlp-digits", "localut", out, ["kernel=bitserial", "fault=drop_last_k_group", "samples=4"])
-    r = run_cli("verify", str(out), "--json")
+    with faults.inject("localut", "drop_last_k_group"):
+        compile_model("mlp-digits", "localut", out, ["kernel=bitserial", "samples=4"])
+    assert json.loads((out / "manifest.json").read_text())["test_faults"] == {"localut": "drop_last_k_group"}
+    r = run_cli("verify", str(out), "--json")  # a new process: the fault comes from the manifest
     assert r.code == 1, r.stderr
     assert r.json["passed"] is False and r.json["layers"][0]["mismatches"] > 0
 
 
 def test_wrong_lut_kernel_is_caught(tmp_path: Path) -> None:
     out = tmp_path / "F"
-    compile_model("mlp-digits", "localut", out, ["p=2", "fault=slice_off_by_one", "samples=2"])
+    with faults.inject("localut", "slice_off_by_one"):
+        compile_model("mlp-digits", "localut", out, ["p=2", "samples=2"])
     res = load_artifact(out).verify()
-    assert res["passed"] is False and res["layers"][0]["mismatches"] > 0
+    assert res.passed is False and res.layers[0].mismatches > 0
 
 
 def test_cnn_through_im2col_on_bitserial(tmp_path: Path) -> None:
     out = tmp_path / "C"
     compile_model("cnn-digits", "localut", out, ["kernel=bitserial", "wbits=3", "abits=2", "samples=2", "dpus=3"])
-    res = load_artifact(out).verify()
+    res = load_artifact(out).verify().to_dict()
     assert res["passed"] and [layer["layer"] for layer in res["layers"]] == ["conv1", "conv2", "fc"]
     assert res["layers"][0]["k"] == 9 and res["layers"][1]["k"] == 72
 
@@ -110,16 +114,21 @@ def test_bad_options_exit_2() -> None:
     assert r.code == 2 and "wbits" in r.json["error"]
     tgt = get_target("localut")
     for sets, word in ((({"kernel": "fpga"}), "kernel"), ({"scheme": "odd"}, "scheme"), ({"p": "8"}, "fits"),
-                       ({"frobnicate": "1"}, "unknown option"), ({"kernel": "mac", "fault": "slice_off_by_one"}, None)):
-        if word is None:
-            assert tgt.parse_options(sets)["fault"] == "slice_off_by_one"  # refused later, when the kernel is built
-            continue
+                       ({"frobnicate": "1"}, "unknown option"), ({"fault": "slice_off_by_one"}, "unknown option"),
+                       ({"g": "3"}, "g=3")):
         with pytest.raises(ConfigError, match=word):
             tgt.parse_options(sets)
+    assert tgt.parse_options({"wbits": "2", "abits": "2"}).p == 4  # p=0 resolves to the default p, once
+    assert tgt.parse_options({"kernel": "mac"}).p == 0  # the baselines take no p
+    with faults.inject("localut", "slice_off_by_one"), pytest.raises(ConfigError, match="LUT kernel only"):
+        compile_model("mlp-digits", "localut", Path("never-written"), ["kernel=mac", "samples=1"])
+    assert not Path("never-written").exists()
+    with pytest.raises(ConfigError, match="unknown fault"), faults.inject("localut", "nope"):
+        pass
 
 
 def test_ops_and_pass_refuse_bad_graphs(loaded) -> None:
-    from hwforge.compiler import PASSES, run_pipeline
+    from hwforge.compiler import PASSES, Calibration, run_pipeline
 
     g = Graph("t")
     g.add("x", "input", [], {}, TensorType((2, 4), "int3"))
@@ -132,4 +141,4 @@ def test_ops_and_pass_refuse_bad_graphs(loaded) -> None:
     model = loaded["mlp-digits"]
     negative = {"x": model.calibration["x"] - 8.0}
     with pytest.raises(UnsupportedOpError, match="negative"):
-        run_pipeline(model.graph, [PASSES["quantize_lowbit"]()], {"calibration": negative})
+        run_pipeline(model.graph, [PASSES["quantize_lowbit"]()], Calibration(negative))

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from hwforge.compiler import PASSES, default_int8_pipeline, load_model, run_pipeline
+from hwforge.compiler import PASSES, Calibration, default_int8_pipeline, load_model, run_pipeline
+from hwforge.compiler.passes import Quantize
 from hwforge.errors import ConfigError, IRError
 from hwforge.ir import Graph, TensorType, graph_to_json, interpret, interpret_all
 from hwforge.zoo import accuracy
@@ -94,19 +95,23 @@ def test_quantize_attrs_follow_contract(quantized):
 
 def test_quantize_bits_option_and_missing_calibration(loaded):
     m = loaded["mlp-digits"]
-    g4 = run_pipeline(m.graph, default_int8_pipeline(), {"calibration": m.calibration, "bits": 4}).graph
+    g4 = run_pipeline(m.graph, default_int8_pipeline(bits=4), Calibration(m.calibration)).graph
     assert g4["fc1"].type.dtype == "int4" and g4["fc1.weight"].type.dtype == "int4"
-    with pytest.raises(ConfigError, match="calibration"):
-        run_pipeline(m.graph, default_int8_pipeline(), {})
+    with pytest.raises(ConfigError, match="pass 'quantize' needs calibration"):
+        run_pipeline(m.graph, default_int8_pipeline())
+    with pytest.raises(ConfigError, match="bits must be 2..16"):
+        Quantize(bits=1)
+    with pytest.raises(ConfigError, match="at least one graph input"):
+        Calibration({})
 
 
 def test_passes_do_not_mutate_input_and_are_deterministic(loaded):
     m = loaded["cnn-digits"]
     before = graph_to_json(m.graph)
-    a = run_pipeline(m.graph, default_int8_pipeline(), {"calibration": m.calibration}).graph
+    a = run_pipeline(m.graph, default_int8_pipeline(), Calibration(m.calibration)).graph
     assert graph_to_json(m.graph) == before
     m2 = load_model("cnn-digits")  # frontend again, from scratch
-    b = run_pipeline(m2.graph, default_int8_pipeline(), {"calibration": m2.calibration}).graph
+    b = run_pipeline(m2.graph, default_int8_pipeline(), Calibration(m2.calibration)).graph
     assert graph_to_json(a) == graph_to_json(b)
     assert all(np.array_equal(a.constants[k], b.constants[k]) for k in a.constants)
 
@@ -127,7 +132,7 @@ def _chain_graph() -> Graph:
 
 def test_canonicalize_removes_noops_and_folds_reshapes():
     g = _chain_graph()
-    out = PASSES["canonicalize"]().run(g, {})
+    out = PASSES["canonicalize"]().run(g)
     out.verify()
     assert [n.op for n in out.nodes()] == ["input", "reshape", "relu", "output"]
     x = np.random.default_rng(0).standard_normal((5, 3, 4)).astype(np.float32)
@@ -138,7 +143,7 @@ def test_canonicalize_removes_noops_and_folds_reshapes():
 class BreakWeights:
     name = "break_weights"
 
-    def run(self, graph, options):
+    def run(self, graph, calibration=None):
         g = graph.copy()
         key = g["fc1.weight"].attrs["key"]
         g.constants[key] = np.zeros((64, 32), np.int8)
@@ -150,13 +155,13 @@ def test_pipeline_names_the_pass_that_broke_the_graph(loaded, tmp_path):
     m = loaded["mlp-digits"]
     passes = [*default_int8_pipeline(), BreakWeights()]
     with pytest.raises(IRError, match=r"after pass 'break_weights': node 'fc1' \(qlinear\): weight shape"):
-        run_pipeline(m.graph, passes, {"calibration": m.calibration}, dump_dir=tmp_path)
+        run_pipeline(m.graph, passes, Calibration(m.calibration), dump_dir=tmp_path)
     assert (tmp_path / "03-quantize.txt").exists() and not (tmp_path / "04-break_weights.txt").exists()
 
 
 def test_pipeline_dumps_and_timings(loaded, tmp_path):
     m = loaded["mlp-digits"]
-    res = run_pipeline(m.graph, ["canonicalize", "fuse_relu", "quantize"], {"calibration": m.calibration},
+    res = run_pipeline(m.graph, ["canonicalize", "fuse_relu", "quantize"], Calibration(m.calibration),
                        dump_dir=tmp_path)
     assert [t[0] for t in res.timings] == ["canonicalize", "fuse_relu", "quantize"]
     names = sorted(p.name for p in tmp_path.iterdir())
@@ -165,7 +170,9 @@ def test_pipeline_dumps_and_timings(loaded, tmp_path):
     assert "qlinear" in (tmp_path / "03-quantize.txt").read_text()
     assert json.loads((tmp_path / "03-quantize.json").read_text())["schema"] == 1
     with pytest.raises(ConfigError, match="unknown pass"):
-        run_pipeline(m.graph, ["nope"], {})
+        run_pipeline(m.graph, ["nope"])
+    assert res.passes == ["canonicalize()", "fuse_relu()", "quantize(bits=8, acc_bits=32)"]
+    assert (tmp_path / "03-quantize.txt").read_text().startswith("# after quantize(bits=8, acc_bits=32)")
 
 
 def test_zoo_graphs_round_trip_json(loaded, quantized, tmp_path):

@@ -15,6 +15,7 @@ from hwforge.compiler.artifact import read_manifest
 from hwforge.compiler.driver import compile_model
 from hwforge.compiler.targets import get_target
 from hwforge.errors import ConfigError
+from hwforge.testing import faults
 from tests.conftest import run_cli
 
 USER_OPTIMIZER = '''
@@ -37,7 +38,7 @@ def _cli(*args: str) -> tuple[int, dict, str]:
 
 
 def _verify(directory: Path) -> dict:
-    return get_target("smartupdate").verify(directory, read_manifest(directory), 0)
+    return get_target("smartupdate").verify(directory, read_manifest(directory), 0).to_dict()
 
 
 def test_cli_compile_verify_report_and_build(tmp_path: Path) -> None:
@@ -110,7 +111,8 @@ def test_user_file_optimizer_and_errors(tmp_path: Path) -> None:
 
 
 def test_broken_kernel_fails_verification_with_exit_1(tmp_path: Path) -> None:
-    res = compile_model("adamw", "smartupdate", tmp_path / "B", ["fault=drop_tail", "n=1001", "steps=2"])
+    with faults.inject("smartupdate", "drop_tail"):
+        res = compile_model("adamw", "smartupdate", tmp_path / "B", ["n=1001", "steps=2"])
     r = _verify(res.artifact)
     assert r["passed"] is False and r["mismatches"] > 0
     code, v, _ = _cli("verify", str(res.artifact), "--json")

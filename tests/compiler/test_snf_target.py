@@ -77,7 +77,7 @@ def test_broken_aggregator_is_caught(tmp_path: Path) -> None:
     out = tmp_path / "D"
     compile_model("gcn-karate", "snf", out, TWO_ENGINES)
     manifest = json.loads((out / "manifest.json").read_text())
-    verilog = rtl.emit_verilog(get_target("snf").config(manifest["options"]), fault="drop_last_edge")
+    verilog = rtl.emit_verilog(get_target("snf").options_from_manifest(manifest).aggregation, fault="drop_last_edge")
     (out / "rtl" / "snf.v").write_text(verilog)
     manifest["files"]["rtl/snf.v"]["sha256"] = sha256_bytes(verilog.encode())
     (out / "manifest.json").write_text(json.dumps(manifest))
@@ -90,12 +90,11 @@ def test_broken_combination_engine_is_caught(tmp_path: Path) -> None:
     import hwforge.rtl.gemm as gemm
     from hwforge.compiler.artifact import read_manifest
     from hwforge.compiler.targets import get_target
-    from hwforge.compiler.targets.snf import _comb_config
 
     out = tmp_path / "D"
     compile_model("gcn-karate", "snf", out, [*TWO_ENGINES, "comb_rows=2", "comb_cols=2"])  # a small faulty build
     manifest = json.loads((out / "manifest.json").read_text())
-    cfg = _comb_config(manifest["options"])
+    cfg = get_target("snf").options_from_manifest(manifest).combination()
     assert (cfg.rows, cfg.cols, cfg.width, cfg.acc_width) == (2, 2, 16, 32)
     verilog = gemm.emit_verilog(cfg, fault="flip_acc_bit", classes=True)
     assert verilog != (out / "rtl" / "combination.v").read_text()
@@ -103,19 +102,23 @@ def test_broken_combination_engine_is_caught(tmp_path: Path) -> None:
     manifest["files"]["rtl/combination.v"]["sha256"] = sha256_bytes(verilog.encode())
     (out / "manifest.json").write_text(json.dumps(manifest))
     result = get_target("snf").verify(out, read_manifest(out), seed=1)  # in process: the CLI path is tested above
-    assert result["passed"] is False and result["mismatches"] > 0
-    first = result["layers"][0]
-    assert (first["kind"], first["node"]) == ("combination", "conv1.lin") and first["mismatches"] > 0
+    assert result.passed is False and result.mismatches > 0
+    first = result.layers[0]
+    assert (first.details["kind"], first.node) == ("combination", "conv1.lin") and first.mismatches > 0
 
 
 def test_snf_options_are_validated(tmp_path: Path) -> None:
     from hwforge.compiler.targets import get_target
     from hwforge.errors import ConfigError
 
-    for bad in ("comb_rows=0", "comb_dataflow=xy", "comb_depth=4", "comb_cols=many", "comb_out_depth=3"):
+    for bad in ("comb_rows=0", "comb_dataflow=xy", "comb_depth=4", "comb_cols=many", "comb_out_depth=3",
+                "comb_op_depth=3"):
         key, value = bad.split("=")
         with pytest.raises(ConfigError, match=key):
             get_target("snf").parse_options({key: value})
+    # a combination-engine rule of the gemm array is reported under the snf option that set it
+    with pytest.raises(ConfigError, match=r"snf: comb_op_depth=4 .*combination engine"):
+        get_target("snf").parse_options({"comb_rows": "8", "comb_op_depth": "4"})
     for bad in ("engines=9", "policy=random", "feat_bits=8", "cache_kb=3"):
         r = run_cli("compile", "gcn-karate", "--target", "snf", "-o", str(tmp_path / "X"), "--set", bad, "--json")
         assert r.code == 2 and bad.split("=")[0] in r.json["error"], r.json

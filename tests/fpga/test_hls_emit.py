@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 
-from hwforge.compiler import OptimizerSpec, lower_optimizer
 from hwforge.errors import ConfigError
 from hwforge.fpga.hls import HlsOptions, kernel_source, render
 from hwforge.fpga.hls.native import CXXFLAGS
+from hwforge.ir import OptimizerSpec, lower_optimizer
 
 SPECS = {
     "adamw-fp32": OptimizerSpec(kind="adamw", lr=1e-3, weight_decay=0.01, half_copy=True),

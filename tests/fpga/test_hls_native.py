@@ -12,11 +12,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwforge.compiler import OptimizerSpec, lower_optimizer
 from hwforge.errors import ConfigError
 from hwforge.fpga import NativeUpdater
 from hwforge.fpga.hls import HlsOptions
 from hwforge.fpga.hls.csim import compare, make_inputs, run_ir, run_kernel, torch_reference
+from hwforge.ir import OptimizerSpec, lower_optimizer
 
 CHUNK = 64  # small chunks so that small vectors still span several chunks and a partial one
 
@@ -121,7 +121,7 @@ def test_load_in_another_process_and_refuse_a_foreign_spec(tmp_path) -> None:
     upd = NativeUpdater.build(spec, cache_dir=tmp_path)
     code = (
         "import numpy as np, sys\n"
-        "from hwforge.compiler import OptimizerSpec\nfrom hwforge.fpga import NativeUpdater\n"
+        "from hwforge.ir import OptimizerSpec\nfrom hwforge.fpga import NativeUpdater\n"
         "spec = OptimizerSpec.from_json(sys.argv[2])\nu = NativeUpdater.load(sys.argv[1], spec)\n"
         "p = np.ones(21, np.float32); s = {k: np.zeros(21, np.float32) for k in u.state_names}\n"
         "h = u.step(p, s, np.full(21, 0.5, np.float16), 1)\nprint(float(p[20]), h.dtype)\n"

@@ -216,7 +216,7 @@ def test_fixed_graph_json_round_trip(tmp_path):
     from hwforge.zoo import get
 
     m = get("resgcn-karate-d8")
-    for g in (m.graph, run_pipeline(m.graph, ["fixed_point"], {}).graph):
+    for g in (m.graph, run_pipeline(m.graph, ["fixed_point"]).graph):
         text = graph_to_json(g)
         back = graph_from_json(text, g.constants)
         assert graph_to_json(back) == text

@@ -11,9 +11,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwforge.compiler import OptimizerSpec, lower_optimizer
 from hwforge.errors import ConfigError, IRError
-from hwforge.ir import Graph, TensorType, graph_from_json, graph_to_json, interpret, print_graph
+from hwforge.ir import (
+    Graph,
+    OptimizerSpec,
+    TensorType,
+    graph_from_json,
+    graph_to_json,
+    interpret,
+    lower_optimizer,
+    print_graph,
+)
 from hwforge.ir.ops_optim import fma_f32
 
 F32 = st.floats(width=32, allow_nan=False, allow_infinity=False, min_value=-(2.0**60), max_value=2.0**60)

@@ -7,7 +7,8 @@ import pytest
 
 from hwforge.errors import ConfigError
 from hwforge.ir.quant_lowbit import bit_linear, lowbit_matmul_int, odd_levels
-from hwforge.upmem import kernels as K
+from hwforge.upmem import baselines as K
+from hwforge.upmem import dpu_kernel as D
 
 pytestmark = pytest.mark.skipif(__import__("shutil").which("gcc") is None, reason="the DPU emulation needs gcc")
 
@@ -41,7 +42,7 @@ def test_kernels_are_bit_exact(name, m, k, n, wbits, abits, dpus, tasklets) -> N
     levels = odd_levels(wbits)
     make = K.mac_kernel if name == "mac" else K.bitserial_kernel
     kernel = make(wc, levels, ac, wbits, abits, dpus, tasklets)
-    assert kernel.nr_dpus == len(K.grid(m, n, dpus)) <= dpus
+    assert kernel.nr_dpus == len(D.grid(m, n, dpus)) <= dpus
     run = _run(kernel)
     assert np.array_equal(run.output, lowbit_matmul_int(ac, wc, levels))
     # every DPU ran and counted its work: the MAC kernel multiplies, the bit-serial one never does
@@ -99,7 +100,7 @@ def test_bad_operands_and_options_are_refused() -> None:
 def test_host_files_layout_and_argument_packing() -> None:
     wc, ac = _operands(3, 6, 24, 17, 2, 2)
     kernel = K.mac_kernel(wc, odd_levels(2), ac, 2, 2, 2)
-    files = K.kernel_files(kernel)
+    files = D.kernel_files(kernel)
     layout = files["layout.txt"].decode().splitlines()
     assert layout[:2] == ["nr_dpus 2", "args_bytes 16"]
     assert f"broadcast acts {len(kernel.mram_inputs[0]['acts'])}" in layout   # same on every DPU: stored once
@@ -108,22 +109,22 @@ def test_host_files_layout_and_argument_packing() -> None:
     assert layout[-2:] == [f"output out {kernel.output_bytes}", "cycles hwf_cycles"]
     assert np.frombuffer(files["args.bin"], "<u4").reshape(2, 4).tolist() == [[9, 6, 24, 0], [8, 6, 24, 0]]
     # a uint64 after a uint32 is aligned to 8 and the block rounded up to 8, as the C struct is
-    mixed = K.DpuKernel("x", "", 1, (("uint32_t", "a"), ("uint64_t", "b"), ("uint32_t", "c")),
+    mixed = D.DpuKernel("x", "", 1, (("uint32_t", "a"), ("uint64_t", "b"), ("uint32_t", "c")),
                         ({"a": 1, "b": 2, "c": 3},), ({"s": bytes(8)},), "out", 8)
-    packed = K.pack_args(mixed, mixed.dpu_args[0])
+    packed = D.pack_args(mixed, mixed.dpu_args[0])
     assert len(packed) == 24 and packed[8:16] == (2).to_bytes(8, "little")
     assert packed[16:20] == (3).to_bytes(4, "little")
 
 
 def test_grid_splits_activation_rows_when_channels_are_few() -> None:
     """One rule for every kernel: channel blocks while each DPU keeps MIN_CHANNELS_PER_DPU, else rows too."""
-    assert K.grid(64, 64, 4) == [(0, 64, 0, 16), (0, 64, 16, 16), (0, 64, 32, 16), (0, 64, 48, 16)]
-    assert K.grid(64, 10, 4) == [(0, 16, 0, 10), (16, 16, 0, 10), (32, 16, 0, 10), (48, 16, 0, 10)]
-    assert K.grid(37, 19, 6) == [(0, 13, 0, 10), (0, 13, 10, 9), (13, 13, 0, 10), (13, 13, 10, 9),
+    assert D.grid(64, 64, 4) == [(0, 64, 0, 16), (0, 64, 16, 16), (0, 64, 32, 16), (0, 64, 48, 16)]
+    assert D.grid(64, 10, 4) == [(0, 16, 0, 10), (16, 16, 0, 10), (32, 16, 0, 10), (48, 16, 0, 10)]
+    assert D.grid(37, 19, 6) == [(0, 13, 0, 10), (0, 13, 10, 9), (13, 13, 0, 10), (13, 13, 10, 9),
                                  (26, 11, 0, 10), (26, 11, 10, 9)]
-    assert K.grid(2, 5, 8) == [(0, 1, 0, 5), (1, 1, 0, 5)]  # never more blocks than rows
+    assert D.grid(2, 5, 8) == [(0, 1, 0, 5), (1, 1, 0, 5)]  # never more blocks than rows
     for m, n, d in ((37, 19, 6), (1, 1, 3), (300, 7, 16), (8, 3072, 16)):
         cover = np.zeros((m, n), dtype=int)
-        for m0, mc, n0, nc in K.grid(m, n, d):
+        for m0, mc, n0, nc in D.grid(m, n, d):
             cover[m0:m0 + mc, n0:n0 + nc] += 1
-        assert (cover == 1).all() and len(K.grid(m, n, d)) <= d
+        assert (cover == 1).all() and len(D.grid(m, n, d)) <= d

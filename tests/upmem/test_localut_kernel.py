@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from hwforge.errors import ConfigError
 from hwforge.upmem import DpuFaultError, build_emulation, run_emulation
-from hwforge.upmem.kernels import grid, host_source, kernel_files
+from hwforge.upmem.dpu_kernel import grid, host_source, kernel_files
 from hwforge.upmem.lut import SCHEMES, build_lut, lut_layout
 from hwforge.upmem.lutgemm import int_gemm, lut_gemm
 from hwforge.upmem.lutkernel import RUNTIME_BYTES, decode_localut_output, fits, localut_kernel, max_p, wram_budget

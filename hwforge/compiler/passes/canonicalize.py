@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from hwforge.compiler.passes.base import register_pass
+from hwforge.compiler.passes.base import Calibration, register_pass
 from hwforge.ir import Graph
 from hwforge.ir.graph import Node
 
@@ -23,7 +21,7 @@ _SHAPES = ("reshape", "flatten")
 class Canonicalize:
     name = "canonicalize"
 
-    def run(self, graph: Graph, options: dict[str, Any]) -> Graph:
+    def run(self, graph: Graph, calibration: Calibration | None = None) -> Graph:
         g = graph.copy()
         for node in g.nodes():
             if node.op in _NOOPS or (node.op in _SHAPES and node.type.shape == g[node.inputs[0]].type.shape):

@@ -1,6 +1,6 @@
 """``fixed_point``: a float GCN/ResGCN graph -> the fixed-point ops of docs/CONTRACTS.md ("Graph convolution").
 
-Options (strings are accepted, as from ``--set key=value``):
+Parameters of `FixedPoint` (formats as strings, checked when the pass is built):
 - ``fmt`` (default ``fixed(Q8.8)``): features/activations, the format of every layer's output.
 - ``weight_fmt`` (default: ``fmt``): weights, and the scale of folded BatchNorms.
 - ``adj_fmt`` (default ``fixed(Q2.14)``): the normalised adjacency values. Â's entries lie in (0, 1], and 1.0
@@ -20,11 +20,12 @@ is the bit-exact integer reference of the hardware.
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
-from hwforge.compiler.passes.base import GraphRebuilder, register_pass
+from hwforge.compiler.passes.base import Calibration, GraphRebuilder, register_pass
 from hwforge.errors import ConfigError
 from hwforge.ir import Graph, TensorType, fixed_dtype, fixed_format, interpret, storage_numpy_dtype
 from hwforge.ir import quant as q
@@ -169,20 +170,28 @@ class _Builder(GraphRebuilder):
 
 
 @register_pass
+@dataclass(frozen=True)
 class FixedPoint:
-    name = "fixed_point"
+    """Float GCN ops -> fixed-point ops in ``fmt`` (weights in ``weight_fmt``, default ``fmt``; adjacency in
+    ``adj_fmt``) with ``acc_bits``-bit wrapping accumulators. Formats are checked when the pass is built."""
 
-    def run(self, graph: Graph, options: dict[str, Any]) -> Graph:
-        fmt = parse_fixed(options.get("fmt", DEFAULT_FMT), "fmt")
-        wfmt = parse_fixed(options.get("weight_fmt", options.get("fmt", DEFAULT_FMT)), "weight_fmt")
-        afmt = parse_fixed(options.get("adj_fmt", DEFAULT_ADJ_FMT), "adj_fmt")
-        try:
-            acc_bits = int(options.get("acc_bits", 32))
-        except (TypeError, ValueError):
-            raise ConfigError(f"fixed_point: acc_bits must be an integer, got {options.get('acc_bits')!r}") from None
-        if not max(fmt[0], wfmt[0], afmt[0]) < acc_bits <= 64:
-            raise ConfigError(f"fixed_point: acc_bits must be wider than the formats and <= 64, got {acc_bits}")
-        return _Builder(graph, fmt, wfmt, afmt, acc_bits).build()
+    name: ClassVar[str] = "fixed_point"
+    fmt: str = DEFAULT_FMT
+    weight_fmt: str | None = None
+    adj_fmt: str = DEFAULT_ADJ_FMT
+    acc_bits: int = 32
+
+    def __post_init__(self) -> None:
+        formats = [parse_fixed(self.fmt, "fmt"), parse_fixed(self.weight_fmt or self.fmt, "weight_fmt"),
+                   parse_fixed(self.adj_fmt, "adj_fmt")]
+        if not isinstance(self.acc_bits, int) or not max(f[0] for f in formats) < self.acc_bits <= 64:
+            raise ConfigError(f"fixed_point: acc_bits must be wider than the formats and <= 64, got {self.acc_bits!r}")
+
+    def run(self, graph: Graph, calibration: Calibration | None = None) -> Graph:
+        fmt = parse_fixed(self.fmt, "fmt")
+        wfmt = parse_fixed(self.weight_fmt or self.fmt, "weight_fmt")
+        afmt = parse_fixed(self.adj_fmt, "adj_fmt")
+        return _Builder(graph, fmt, wfmt, afmt, self.acc_bits).build()
 
 
 def fixed_point_error(float_graph: Graph, fixed_graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, float]:

@@ -8,9 +8,7 @@ producer's single user, so no other consumer loses the negative values.
 
 from __future__ import annotations
 
-from typing import Any
-
-from hwforge.compiler.passes.base import register_pass
+from hwforge.compiler.passes.base import Calibration, register_pass
 from hwforge.ir import Graph
 
 FUSABLE = ("linear", "conv2d", "qlinear", "qconv2d")
@@ -20,7 +18,7 @@ FUSABLE = ("linear", "conv2d", "qlinear", "qconv2d")
 class FuseRelu:
     name = "fuse_relu"
 
-    def run(self, graph: Graph, options: dict[str, Any]) -> Graph:
+    def run(self, graph: Graph, calibration: Calibration | None = None) -> Graph:
         g = graph.copy()
         for node in g.nodes():
             if node.op != "relu":

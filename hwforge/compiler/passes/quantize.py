@@ -1,7 +1,7 @@
 """``quantize``: post-training, symmetric, per-tensor integer quantisation (int8 by default).
 
-Options: ``calibration`` (required: graph input name -> array, run through the float interpreter),
-``bits`` (default 8), ``acc_bits`` (default 32).
+Parameters: ``bits`` (default 8), ``acc_bits`` (default 32); ``run`` needs the model's `Calibration` (run
+through the float interpreter).
 
 - Activation scales: ``max|x| / qmax`` recorded on the calibration data for every value entering or leaving a
   linear/conv (after a fused ReLU, because ``fuse_relu`` ran first and the float op then includes it).
@@ -15,11 +15,12 @@ Options: ``calibration`` (required: graph input name -> array, run through the f
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from hwforge.compiler.passes.base import GraphRebuilder, register_pass
+from hwforge.compiler.passes.base import Calibration, GraphRebuilder, register_pass, require_calibration
 from hwforge.errors import ConfigError
 from hwforge.ir import Graph, TensorType, int_dtype, interpret_all, storage_numpy_dtype
 from hwforge.ir import quant as q
@@ -143,15 +144,20 @@ def calibrate(graph: Graph, calibration: dict[str, np.ndarray]) -> dict[str, flo
 
 
 @register_pass
+@dataclass(frozen=True)
 class Quantize:
-    name = "quantize"
+    """Symmetric per-tensor quantisation to ``bits``-bit values with ``acc_bits``-bit wrapping accumulators."""
 
-    def run(self, graph: Graph, options: dict[str, Any]) -> Graph:
-        calibration = options.get("calibration")
-        if not isinstance(calibration, dict) or not calibration:
-            raise ConfigError("the quantize pass needs options['calibration']: graph input name -> array")
-        bits = int(options.get("bits", 8))
-        acc_bits = int(options.get("acc_bits", 32))
-        if not 2 <= bits <= 16:
-            raise ConfigError(f"quantize: bits must be 2..16, got {bits}")
-        return _Builder(graph, calibrate(graph, calibration), bits, acc_bits).build()
+    name: ClassVar[str] = "quantize"
+    bits: int = 8
+    acc_bits: int = 32
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bits, int) or not 2 <= self.bits <= 16:
+            raise ConfigError(f"quantize: bits must be 2..16, got {self.bits!r}")
+        if not isinstance(self.acc_bits, int) or not 2 * self.bits <= self.acc_bits <= 64:
+            raise ConfigError(f"quantize: acc_bits must be {2 * self.bits}..64, got {self.acc_bits!r}")
+
+    def run(self, graph: Graph, calibration: Calibration | None = None) -> Graph:
+        cal = require_calibration(self.name, calibration)
+        return _Builder(graph, calibrate(graph, dict(cal.inputs)), self.bits, self.acc_bits).build()

@@ -17,11 +17,12 @@ Options: ``calibration`` (graph input name -> array), ``wbits`` and ``abits`` (1
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from hwforge.compiler.passes.base import GraphRebuilder, register_pass
+from hwforge.compiler.passes.base import Calibration, GraphRebuilder, register_pass, require_calibration
 from hwforge.errors import ConfigError, UnsupportedOpError
 from hwforge.ir import Graph, TensorType, interpret_all
 from hwforge.ir import quant as q
@@ -180,15 +181,20 @@ def calibrate_values(graph: Graph, calibration: dict[str, np.ndarray]) -> dict[s
 
 
 @register_pass
+@dataclass(frozen=True)
 class QuantizeLowbit:
-    name = "quantize_lowbit"
+    """``wbits``-bit weights (odd-symmetric levels, per-channel scales) and ``abits``-bit activation codes."""
 
-    def run(self, graph: Graph, options: dict[str, Any]) -> Graph:
-        calibration = options.get("calibration")
-        if not isinstance(calibration, dict) or not calibration:
-            raise ConfigError("the quantize_lowbit pass needs options['calibration']: graph input name -> array")
-        wbits, abits = int(options.get("wbits", 2)), int(options.get("abits", 2))
-        for key, v in (("wbits", wbits), ("abits", abits)):
-            if not 1 <= v <= 4:
-                raise ConfigError(f"quantize_lowbit: {key} must be 1..4, got {v}")
-        return _Builder(graph, calibrate_values(graph, calibration), wbits, abits).build()
+    name: ClassVar[str] = "quantize_lowbit"
+    wbits: int = 2
+    abits: int = 2
+
+    def __post_init__(self) -> None:
+        for key in ("wbits", "abits"):
+            v = getattr(self, key)
+            if not isinstance(v, int) or not 1 <= v <= 4:
+                raise ConfigError(f"quantize_lowbit: {key} must be 1..4, got {v!r}")
+
+    def run(self, graph: Graph, calibration: Calibration | None = None) -> Graph:
+        cal = require_calibration(self.name, calibration)
+        return _Builder(graph, calibrate_values(graph, dict(cal.inputs)), self.wbits, self.abits).build()

@@ -15,7 +15,7 @@ from hwforge.compiler.targets import snf as _snf  # noqa: E402,F401
 from hwforge.compiler.targets.base import OwnModel, PlannedTarget, Target, get_target, register_target, targets
 
 for _name, _desc, _issue in [
-    ("sgcn", "SGCN GCN accelerator with compressed-sparse features (Amaranth RTL)", 3),
+    ("sgcn", "SGCN GCN accelerator with compressed-sparse features (Amaranth RTL)", 12),
 ]:
     register_target(PlannedTarget(_name, _desc, _issue))
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hwforge.compiler.results import CompileReport, OutputMetrics, VerifyResult
 from hwforge.errors import ConfigError
+from hwforge.options import Options
 
 if TYPE_CHECKING:
+    from hwforge.compiler import LoadedModel
     from hwforge.compiler.artifact import ArtifactWriter
-    from hwforge.compiler.frontend import LoadedModel
+    from hwforge.compiler.passes import Pass
     from hwforge.ir import Graph
 
 
@@ -34,21 +38,37 @@ class OwnModel:
 
 
 class Target:
-    """One compilation target. Subclasses implement every method; options arrive as ``--set`` strings."""
+    """One compilation target: a vertical slice (options type, passes, emitter, verifier, build, runtime backend).
+
+    The driver parses ``--set`` once into `options_type` (a frozen `hwforge.options.Options` dataclass) and every
+    method receives that typed object; an artifact's manifest stores its JSON form (`Options.to_dict`), which
+    `options_from_manifest` turns back into the same object.
+    """
 
     name: str = ""
     description: str = ""
     status: str = "ready"
     hardware: str = ""
     verified_by: str = ""
+    options_type: type[Options] | None = None
     build_message: str = "building {artifact} for {board} (first YoWASP run compiles WebAssembly, about a minute)"
     """The progress line `hwforge build` prints (``{artifact}`` and ``{board}`` are filled in)."""
 
-    def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
-        """Validate ``--set`` options; raise ConfigError naming the bad key. Returns canonical options."""
-        raise NotImplementedError
+    def parse_options(self, sets: Mapping[str, str]) -> Options:
+        """``--set`` strings -> this target's typed options (one-line ConfigError naming a bad key)."""
+        assert self.options_type is not None
+        return self.options_type.from_sets(sets)
 
-    def load_own(self, spec: str, options: dict[str, Any]) -> OwnModel | None:
+    def options_from_manifest(self, manifest: Mapping[str, Any]) -> Options:
+        """The typed options an artifact was compiled with."""
+        assert self.options_type is not None
+        return self.options_type.from_dict(manifest["options"])
+
+    def describe_options(self) -> list[dict[str, Any]]:
+        """The options table (name, type, default, allowed values, meaning) of ``hwforge targets --json``."""
+        return self.options_type.describe() if self.options_type is not None else []
+
+    def load_own(self, spec: str, options: Any) -> OwnModel | None:
         """Hook for targets whose MODEL is not a network (``smartupdate`` compiles a torch.optim optimizer).
 
         Return None (the default) and the driver loads ``spec`` with the torch frontend, runs `passes` and takes
@@ -57,25 +77,21 @@ class Target:
         """
         return None
 
-    def passes(self, options: dict[str, Any]) -> list:
-        """The pass pipeline that specialises a float graph for this target."""
+    def passes(self, options: Any) -> list[Pass]:
+        """The pass pipeline that specialises a float graph for this target, built from its options."""
         raise NotImplementedError
 
-    def pipeline_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Extra options the passes read (for example the quantisation width)."""
-        return {}
-
-    def emit(self, graph: Graph, model: LoadedModel, options: dict[str, Any], writer: ArtifactWriter,
-             inputs: dict[str, Any]) -> dict[str, Any]:
+    def emit(self, graph: Graph, model: LoadedModel | OwnModel, options: Any, writer: ArtifactWriter,
+             inputs: dict[str, Any]) -> CompileReport:
         """Write the target's files into ``writer``; return the compile report."""
         raise NotImplementedError
 
-    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> dict[str, Any]:
+    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> VerifyResult:
         """Run the artifact on its simulator/emulator and compare with the PyTorch reference."""
         raise NotImplementedError
 
     def run(self, artifact_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any],
-            seed: int = 0) -> dict[str, Any]:
+            seed: int = 0) -> dict[str, np.ndarray]:
         """Run new inputs through the artifact on its backend (the host runtime's entry point)."""
         raise NotImplementedError
 
@@ -94,23 +110,14 @@ class PlannedTarget(Target):
         self.description = description
         self.issue = issue
 
-    def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
+    def parse_options(self, sets: Mapping[str, str]) -> Options:
         raise ConfigError(f"target {self.name!r} is planned (issue {self.issue}) and cannot compile yet")
 
 
 def output_metrics(hardware: np.ndarray, reference: np.ndarray, labels: np.ndarray | None = None,
-                   int_reference: np.ndarray | None = None) -> dict[str, float]:
+                   int_reference: np.ndarray | None = None) -> OutputMetrics:
     """Error of a hardware output against float PyTorch, and argmax accuracies when labels are known."""
-    hw = np.asarray(hardware, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
-    metrics = {"max_abs_error_vs_float": float(np.max(np.abs(hw - ref))),
-               "mean_abs_error_vs_float": float(np.mean(np.abs(hw - ref)))}
-    if labels is not None and hw.ndim == 2 and len(labels) == len(hw):
-        metrics["accuracy_float"] = float(np.mean(ref.argmax(1) == labels))
-        if int_reference is not None:
-            metrics["accuracy_int_reference"] = float(np.mean(np.asarray(int_reference).argmax(1) == labels))
-        metrics["accuracy_hardware"] = float(np.mean(hw.argmax(1) == labels))
-    return metrics
+    return OutputMetrics.compare(hardware, reference, labels, int_reference)
 
 
 _TARGETS: dict[str, Target] = {}

@@ -9,16 +9,19 @@ build: put the accelerator and its memory image in on-chip RAM and run the open 
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from hwforge.compiler.artifact import load_npy
-from hwforge.compiler.targets.base import Target, output_metrics, register_target
+from hwforge.compiler.passes import Canonicalize, FuseRelu, Pass, Quantize
+from hwforge.compiler.results import CompileReport, LayerRecord, OutputMetrics, VerifyResult
+from hwforge.compiler.targets.base import Target, register_target
 from hwforge.compiler.targets.gemm_lowering import gather_logical, hardware_layers, lower_graph, quantize_input
 from hwforge.errors import ConfigError, InternalError
+from hwforge.rtl.gemm.config import GemmConfig
 
 
 def _rtl():
@@ -28,8 +31,37 @@ def _rtl():
 
 
 PROGRAM_HEX = "mem/program.hex"
-SIM_FIELDS = ("cycles", "bytes_read", "bytes_written", "busy_cycles", "stall_cycles", "compute_cycles", "folds",
-              "stall_prob", "latency")
+
+
+@dataclass
+class GemmCompileReport(CompileReport):
+    program_words: int = 0
+    macs: int = 0
+
+
+@dataclass
+class GemmVerifyResult(VerifyResult):
+    """Counters of the whole run (one simulation runs every layer from the memory image)."""
+
+    compute_cycles: int = 0
+    busy_cycles: int = 0
+    stall_cycles: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    folds: int = 0
+    stall_prob: float = 0.0
+    latency: int = 0
+
+    SUMMARY: ClassVar[tuple[str, ...]] = ("cycles", "bound_cycles", "compute_cycles", "bytes_read", "bytes_written",
+                                          "stall_cycles")
+
+
+def _a_elements(lowered) -> int:
+    """Distinct A elements a layer must read at least once (the gathered source's, for im2col)."""
+    gather = lowered.layer.a_gather
+    if gather is None:
+        return lowered.m * lowered.layer.k
+    return int(np.unique(gather[gather >= 0]).size)
 
 
 class GemmTarget(Target):
@@ -37,29 +69,16 @@ class GemmTarget(Target):
     description = "systolic MAC-array GEMM accelerator (Amaranth RTL); the template DANCE/HDX search over"
     hardware = "Amaranth RTL: systolic MAC array, operand/result buffers, memory port with counters"
     verified_by = "cocotb on Verilator vs PyTorch"
+    options_type = GemmConfig
 
-    def config(self, options: dict[str, Any]):
-        rtl = _rtl()
-        fields = {f.name for f in dataclasses.fields(rtl.GemmConfig)}
-        return rtl.GemmConfig(**{k: v for k, v in options.items() if k in fields})
+    def passes(self, options: GemmConfig) -> list[Pass]:
+        return [Canonicalize(), FuseRelu(), Quantize(bits=options.width, acc_bits=options.acc_width)]
 
-    def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
-        cfg = _rtl().GemmConfig.from_options(options)
-        return dataclasses.asdict(cfg)
-
-    def passes(self, options: dict[str, Any]) -> list:
-        from hwforge.compiler import PASSES
-
-        return [PASSES["canonicalize"](), PASSES["fuse_relu"](), PASSES["quantize"]()]
-
-    def pipeline_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        return {"bits": options["width"], "acc_bits": options["acc_width"]}
-
-    def emit(self, graph, model, options, writer, inputs) -> dict[str, Any]:
+    def emit(self, graph, model, options: GemmConfig, writer, inputs) -> GemmCompileReport:
         from hwforge.ir import interpret_all
 
         rtl = _rtl()
-        cfg = self.config(options)
+        cfg = options
         plan = lower_graph(graph)
         for lowered in plan.layers:
             if lowered.acc_bits != cfg.acc_width:
@@ -83,19 +102,22 @@ class GemmTarget(Target):
         writer.add_text("rtl/gemm.il", rtl.emit_rtlil(cfg))
         writer.add_text(PROGRAM_HEX, program.hex_text())
         writer.add_text("tb/hwforge_tb.v", rtl.testbench_verilog(cfg))
-        return {
-            "config": dataclasses.asdict(cfg),
-            "program_words": program.size,
-            "layers": [{"node": lowered.node, "m": lowered.m, "k": lowered.layer.k, "n": lowered.layer.n,
-                        "macs": lowered.macs, "gather": lowered.layer.a_gather is not None,
-                        "relu": lowered.layer.relu,
-                        "fold_cycles_formula": rtl.fold_cycles_formula(cfg, lowered.m, lowered.layer.k,
-                                                                       lowered.layer.n)[1],
-                        "compute_cycles_expected": rtl.rtl_compute_cycles(cfg, lowered.m, lowered.layer.k,
-                                                                          lowered.layer.n, lp.m_tile)[1]}
-                       for lowered, lp in zip(plan.layers, program.plans, strict=True)],
-            "macs": int(sum(lowered.macs for lowered in plan.layers)),
-        }
+        return GemmCompileReport(
+            target=self.name, config=cfg.to_dict(), program_words=program.size,
+            layers=[self._layer_record(cfg, lowered, lp) for lowered, lp in zip(plan.layers, program.plans,
+                                                                                strict=True)],
+            macs=int(sum(lowered.macs for lowered in plan.layers)))
+
+    @staticmethod
+    def _layer_record(cfg: GemmConfig, lowered, lp) -> LayerRecord:
+        rtl = _rtl()
+        m, k, n = lowered.m, lowered.layer.k, lowered.layer.n
+        return LayerRecord(
+            node=lowered.node,
+            bound_cycles=rtl.roofline_cycles(cfg, m, k, n, lp.m_tile, _a_elements(lowered)),
+            details={"m": m, "k": k, "n": n, "macs": lowered.macs, "gather": lowered.layer.a_gather is not None,
+                     "relu": lowered.layer.relu, "fold_cycles_formula": rtl.fold_cycles_formula(cfg, m, k, n)[1],
+                     "compute_cycles_expected": rtl.rtl_compute_cycles(cfg, m, k, n, lp.m_tile)[1]})
 
     def _program(self, artifact_dir: Path, manifest: dict[str, Any],
                  inputs: dict[str, np.ndarray] | None = None):
@@ -107,7 +129,7 @@ class GemmTarget(Target):
         from hwforge.ir import load_graph
 
         rtl = _rtl()
-        cfg = self.config(manifest["options"])
+        cfg = self.options_from_manifest(manifest)
         plan = lower_graph(load_graph(artifact_dir))
         shipped = inputs is None
         if shipped:
@@ -128,17 +150,19 @@ class GemmTarget(Target):
         rtl = _rtl()
         cfg, plan, layers, x_int, program = self._program(artifact_dir, manifest, inputs)
         verilog = (artifact_dir / "rtl" / "gemm.v").read_text()
-        return cfg, plan, layers, x_int, rtl.simulate(cfg, program, seed=seed, verilog=verilog)
+        return cfg, plan, program, layers, x_int, rtl.simulate(cfg, program, seed=seed, verilog=verilog)
 
     def run(self, artifact_dir: Path, manifest: dict[str, Any], inputs: dict[str, np.ndarray],
             seed: int = 0) -> dict[str, np.ndarray]:
         """Run new inputs on the simulated accelerator; return the dequantised outputs."""
-        _, plan, _, _, sim = self._simulate(artifact_dir, manifest, seed, inputs)
+        _, plan, _, _, _, sim = self._simulate(artifact_dir, manifest, seed, inputs)
         return {name: (gather_logical(sim.outputs, index, phys) * scale).astype(np.float32)
                 for name, (index, phys, scale) in plan.outputs.items()}
 
-    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> dict[str, Any]:
-        cfg, plan, hw_layers, x_int, sim = self._simulate(artifact_dir, manifest, seed)
+    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> GemmVerifyResult:
+        cfg, plan, program, hw_layers, x_int, sim = self._simulate(artifact_dir, manifest, seed)
+        bounds = [self._layer_record(cfg, lowered, lp).bound_cycles or 0
+                  for lowered, lp in zip(plan.layers, program.plans, strict=True)]
 
         layers = []
         mismatches = 0
@@ -147,25 +171,24 @@ class GemmTarget(Target):
             got = gather_logical(sim.outputs, index, phys)
             bad = int(np.count_nonzero(got != expected))
             mismatches += bad
-            layers.append({"node": node, "elements": int(expected.size), "mismatches": bad})
+            layers.append(LayerRecord(node=node, mismatches=bad, bound_cycles=bounds[index],
+                                      details={"elements": int(expected.size)}))
 
         outputs = {}
         labels_path = artifact_dir / "inputs" / "labels.npy"
         labels = load_npy(labels_path) if labels_path.exists() else None
         int_model = _rtl().reference(cfg, hw_layers, x_int) if labels is not None else None
         for name, (index, phys, scale) in plan.outputs.items():
-            outputs[name] = output_metrics(
+            outputs[name] = OutputMetrics.compare(
                 gather_logical(sim.outputs, index, phys) * scale, load_npy(artifact_dir / "expected" / f"{name}.npy"),
                 labels, None if int_model is None else gather_logical(int_model, index, phys) * scale)
 
-        return {
-            "passed": mismatches == 0,
-            "mismatches": mismatches,
-            "seed": seed,
-            "layers": layers,
-            "outputs": outputs,
-            **{name: getattr(sim, name) for name in SIM_FIELDS},
-        }
+        return GemmVerifyResult(
+            target=self.name, passed=mismatches == 0, mismatches=mismatches, seed=seed, layers=layers,
+            outputs=outputs, cycles=sim.cycles, bound_cycles=sum(bounds),
+            compute_cycles=sim.compute_cycles, busy_cycles=sim.busy_cycles, stall_cycles=sim.stall_cycles,
+            bytes_read=sim.bytes_read, bytes_written=sim.bytes_written, folds=sim.folds,
+            stall_prob=sim.stall_prob, latency=sim.latency)
 
     def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
         from hwforge.fpga import OnChipMemorySoC, build_bitstream

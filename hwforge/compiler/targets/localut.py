@@ -17,23 +17,42 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from hwforge.compiler.artifact import load_npy
+from hwforge.compiler.passes import Canonicalize, FuseRelu, Pass, QuantizeLowbit
+from hwforge.compiler.results import CompileReport, LayerRecord, OutputMetrics, VerifyResult
 from hwforge.compiler.targets import localut_device as dev
-from hwforge.compiler.targets.base import Target, output_metrics, register_target
+from hwforge.compiler.targets.base import Target, register_target
+from hwforge.compiler.targets.localut_device import LocalutOptions
 from hwforge.errors import ConfigError, MissingToolError, UnsupportedOpError
+from hwforge.testing import faults
 
-KERNELS = ("localut", "mac", "bitserial")
-DEFAULTS: dict[str, Any] = {"wbits": 2, "abits": 2, "p": 0, "scheme": "full", "kernel": "localut", "dpus": 8,
-                            "tasklets": 16, "seed": 0, "g": 4, "fault": "none"}
-INT_OPTIONS = {"wbits": (1, 4), "abits": (1, 4), "p": (0, 8), "dpus": (1, 2560), "tasklets": (1, 24),
-               "seed": (0, 2**31 - 1), "g": (2, 8)}
-CHOICES = {"scheme": dev.SCHEMES, "kernel": KERNELS, "fault": ("none", *dev.FAULTS)}
+
+@dataclass
+class LocalutCompileReport(CompileReport):
+    lowbit_layers: int = 0
+    host_requantisation: str = "between DPU launches (requantize_codes on the host)"
+
+
+@dataclass
+class LocalutVerifyResult(VerifyResult):
+    """``cycles`` are modelled DPU cycles (`hwforge.upmem.cost`) from the emulator's counts, summed over layers."""
+
+    kernel: str = ""
+    total_cycles: int = 0
+    total_kernel_s: float = 0.0
+    total_time_s: float = 0.0
+    total_host_to_dpu_bytes: int = 0
+    total_dpu_to_host_bytes: int = 0
+    total_dma_bytes: int = 0
+
+    SUMMARY: ClassVar[tuple[str, ...]] = ("cycles", "total_time_s", "total_dma_bytes")
 
 
 def layer_name(node: str) -> str:
@@ -61,75 +80,48 @@ class LocalutTarget(Target):
     build_message = ("building {artifact}: DPU binaries with the UPMEM SDK where it is on PATH, "
                      "else the emulation binaries")
 
-    def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
-        out = dict(DEFAULTS)
-        for key, raw in options.items():
-            if key in INT_OPTIONS:
-                lo, hi = INT_OPTIONS[key]
-                try:
-                    value = int(raw)
-                except ValueError:
-                    raise ConfigError(f"--set {key}={raw}: expected an integer in {lo}..{hi}") from None
-                if not lo <= value <= hi:
-                    raise ConfigError(f"--set {key}={raw}: must be in {lo}..{hi}")
-                out[key] = value
-            elif key in CHOICES:
-                if raw not in CHOICES[key]:
-                    raise ConfigError(f"--set {key}={raw}: choose one of {', '.join(CHOICES[key])}")
-                out[key] = raw
-            else:
-                known = sorted([*INT_OPTIONS, *CHOICES])
-                raise ConfigError(f"localut target: unknown option {key!r} (known: {', '.join(known)})")
-        if out["g"] not in (2, 4, 8):
-            raise ConfigError(f"--set g={out['g']}: the bit-serial group size must be 2, 4 or 8")
-        if out["kernel"] == "localut":
-            dev.check_localut_options(out)
-        return out
+    options_type = LocalutOptions
 
-    def passes(self, options: dict[str, Any]) -> list:
-        from hwforge.compiler import PASSES
-
-        return [PASSES["canonicalize"](), PASSES["fuse_relu"](), PASSES["quantize_lowbit"]()]
-
-    def pipeline_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        return {"wbits": options["wbits"], "abits": options["abits"]}
+    def passes(self, options: LocalutOptions) -> list[Pass]:
+        return [Canonicalize(), FuseRelu(), QuantizeLowbit(wbits=options.wbits, abits=options.abits)]
 
     # ------------------------------------------------------------------------------------------------ compile
-    def emit(self, graph, model, options, writer, inputs) -> dict[str, Any]:
+    def emit(self, graph, model, options: LocalutOptions, writer, inputs) -> LocalutCompileReport:
         from hwforge.ir import interpret_all
 
         mm_nodes = [n for n in graph.nodes() if n.op == "lowbit_matmul"]
         if not mm_nodes:
             raise UnsupportedOpError(f"localut target: model {model.name!r} has no linear or conv2d layer to run")
         values = interpret_all(graph, inputs)
+        fault = faults.active("localut")
         layers = []
         for node in mm_nodes:
             layer = layer_name(node.name)
-            kernel = dev.make_kernel(graph, node, values[node.inputs[0]].numpy(), options)
+            kernel = dev.make_kernel(graph, node, values[node.inputs[0]].numpy(), options, fault)
             writer.add_text(f"dpu/{layer}.c", kernel.dpu_source)
             for fname, data in sorted(dev.kernel_files(kernel).items()):
                 writer.add_bytes(f"data/{layer}/{fname}", data)
             writer.add_npy(f"expected/int/{node.name}.npy", values[node.name].numpy().astype(np.int64))
-            layers.append({"node": node.name, "layer": layer, **dev.layer_facts(kernel)})
+            layers.append(LayerRecord(node=node.name, details={"layer": layer, **dev.layer_facts(kernel)}))
         labels = _example_labels(model, inputs)
         if labels is not None:  # the default example inputs are the head of the test split: keep their labels
             writer.add_npy("expected/labels.npy", labels)
         writer.add_text("host/host.c", dev.host_source())
         writer.add_text("dpu/hwforge_count.h", dev.count_header())
-        writer.add_text("Makefile", dev.makefile([entry["layer"] for entry in layers], options["tasklets"]))
-        return {"config": options, "layers": layers, "lowbit_layers": len(layers),
-                "host_requantisation": "between DPU launches (requantize_codes on the host)"}
+        writer.add_text("Makefile", dev.makefile([entry.details["layer"] for entry in layers], options.tasklets))
+        return LocalutCompileReport(target=self.name, config=options.to_dict(), layers=layers,
+                                    lowbit_layers=len(layers))
 
     # ----------------------------------------------------------------------------------------- run / verify
     @staticmethod
-    def _random_check(graph, node, shape, options: dict[str, Any], seed: list[int]) -> int:
+    def _random_check(graph, node, shape, options: LocalutOptions, seed: list[int], fault: str | None) -> int:
         """Mismatches of the layer's kernel on seeded uniformly random activation codes of the same shape (the
         same DPU program): calibrated activations rarely reach every code, random ones do."""
         from hwforge.ir.quant_lowbit import lowbit_matmul_int
 
         rng = np.random.default_rng(seed)
         ac = rng.integers(0, 1 << int(node.attrs["abits"]), size=tuple(shape))
-        kernel = dev.make_kernel(graph, node, ac, options)
+        kernel = dev.make_kernel(graph, node, ac, options, fault)
         want = lowbit_matmul_int(ac, graph.constant_value(node.inputs[1]), graph.constant_value(node.inputs[2]))
         return int(np.count_nonzero(dev.run_kernel(kernel).output != want))
 
@@ -138,7 +130,8 @@ class LocalutTarget(Target):
         """Interpret the artifact's graph with every ``lowbit_matmul`` on the emulated DPUs."""
         from hwforge.ir import interpret_all, load_graph
 
-        options = manifest["options"]
+        options = self.options_from_manifest(manifest)
+        fault = manifest.get("test_faults", {}).get("localut")
         graph = load_graph(artifact_dir)
         shipped = inputs is None
         if shipped:
@@ -147,7 +140,7 @@ class LocalutTarget(Target):
 
         def on_dpus(node, args: list[torch.Tensor]) -> torch.Tensor:
             layer = layer_name(node.name)
-            kernel = dev.make_kernel(graph, node, args[0].numpy(), options)
+            kernel = dev.make_kernel(graph, node, args[0].numpy(), options, fault)
             upstream_ok = all(entry.get("mismatches", 0) == 0 for entry in layers)
             if shipped and upstream_ok:
                 dev.check_shipped(artifact_dir, layer, kernel)
@@ -157,7 +150,7 @@ class LocalutTarget(Target):
                 want = load_npy(artifact_dir / "expected" / "int" / f"{node.name}.npy")
                 entry["mismatches"] = int(np.count_nonzero(result.output != want))
                 entry["random_codes_mismatches"] = self._random_check(graph, node, args[0].shape, options,
-                                                                      [seed, len(layers)])
+                                                                      [seed, len(layers)], fault)
             layers.append(entry)
             return torch.from_numpy(result.output.astype(np.int32))
 
@@ -171,10 +164,11 @@ class LocalutTarget(Target):
                                         expected=False)
         return {name: values[name].numpy() for name in graph.outputs}
 
-    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> dict[str, Any]:
+    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> LocalutVerifyResult:
         from hwforge.ir import interpret
 
-        seed = seed + int(manifest["options"].get("seed", 0))
+        options = self.options_from_manifest(manifest)
+        seed = seed + options.seed
         graph, inputs, values, layers = self._run(artifact_dir, manifest, None, expected=True, seed=seed)
         int_ref = interpret(graph, inputs)
         labels = None
@@ -182,14 +176,19 @@ class LocalutTarget(Target):
             if labels_path.exists():
                 labels = load_npy(labels_path)
                 break
-        outputs = {name: output_metrics(values[name].numpy(), load_npy(artifact_dir / "expected" / f"{name}.npy"),
-                                        labels, int_ref[name].numpy())
+        outputs = {name: OutputMetrics.compare(values[name].numpy(),
+                                               load_npy(artifact_dir / "expected" / f"{name}.npy"), labels,
+                                               int_ref[name].numpy())
                    for name in graph.outputs}
         mismatches = sum(entry["mismatches"] + entry["random_codes_mismatches"] for entry in layers)
         totals = dev.totals(layers)
-        return {"passed": mismatches == 0, "mismatches": mismatches, "seed": seed,
-                "kernel": manifest["options"]["kernel"], "cycles": totals.get("total_cycles", 0), **totals,
-                "layers": layers, "outputs": outputs}
+        # the cost model is itself a bound model (max of issue, dependency and MRAM bounds; ``bound`` names the one
+        # that dominates), so there is no separate roofline to report beside its cycles
+        records = [LayerRecord(node=entry.pop("node"), cycles=entry.pop("cycles"), mismatches=entry.pop("mismatches"),
+                               details=entry) for entry in map(dict, layers)]
+        return LocalutVerifyResult(
+            target=self.name, passed=mismatches == 0, mismatches=mismatches, seed=seed, layers=records,
+            outputs=outputs, cycles=totals.get("total_cycles", 0), kernel=options.kernel, **totals)
 
     # ------------------------------------------------------------------------------------------------- build
     def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
@@ -208,7 +207,7 @@ class LocalutTarget(Target):
         note = ("dpu-upmem-dpurte-clang not found: no DPU binary was made; built the host-side emulation "
                 "binaries instead (install the UPMEM SDK for real DPU binaries)")
         sys.stderr.write(f"hwforge build: {note}\n")
-        builds = dev.build_emulation_binaries(artifact_dir, manifest["options"], layers)
+        builds = dev.build_emulation_binaries(artifact_dir, self.options_from_manifest(manifest), layers)
         return {"dpu_binary": False, "emulation": True, "note": note, "layers": layers, "binaries": builds}
 
 

@@ -6,30 +6,37 @@ uses (kernel choice, host data files, emulation, decoding, cost model) without a
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 import hwforge.upmem as upmem
 from hwforge.errors import ConfigError, InternalError
-from hwforge.upmem import kernels as base_kernels
-from hwforge.upmem.kernel import DpuKernel
+from hwforge.options import OptionError, Options, option
+from hwforge.testing import faults
+from hwforge.upmem.dpu_kernel import DpuKernel, count_header_stub
 
 SCHEMES = ("full", "weight-canonical", "activation-canonical", "joint")
-#: Fault names of the ``fault`` option: every kernel drops its last K group; the LUT kernel can also read the
-#: slice of the wrong activation group.
+#: Deliberate faults (tests only, `hwforge.testing.faults`): every kernel can drop its last K group; the LUT kernel
+#: can also read the slice of the wrong activation group.
 FAULTS = ("drop_last_k_group", "slice_off_by_one")
 DEFAULT_TABLE_BYTES = 1 << 20  # MRAM budget of the tables when p is not given
 DEFAULT_SLICE_BYTES = 512  # WRAM slice (= MRAM bytes per built slice) at most, when p is not given
 _LUT_FAULT = {"drop_last_k_group": "skip_last_group", "slice_off_by_one": "slice_off_by_one"}
 
 
-def check_localut_options(options: dict[str, Any]) -> None:
-    """Resolve ``p=0`` to the largest p whose tables take at most `DEFAULT_TABLE_BYTES` of MRAM and whose slice
-    at most `DEFAULT_SLICE_BYTES`; refuse an explicit p that does not fit WRAM/MRAM at all (one clear line).
+KERNELS = ("localut", "mac", "bitserial")
+faults.declare("localut", FAULTS)
+
+
+def auto_p(wbits: int, abits: int, scheme: str, tasklets: int) -> int:
+    """The default p: the largest whose tables take at most `DEFAULT_TABLE_BYTES` of MRAM and whose slice at most
+    `DEFAULT_SLICE_BYTES`.
 
     The kernel builds one slice per activation row and group, so the slice size sets the MRAM traffic, and it
     grows as ``2**(p * wbits)`` while the lookups only fall as 1/p: the benchmark's best p has a slice of at most
@@ -39,47 +46,83 @@ def check_localut_options(options: dict[str, Any]) -> None:
     from hwforge.ir.quant_lowbit import odd_levels
     from hwforge.upmem import lut
 
-    lut.check_config(options["scheme"], max(options["p"], 1), options["wbits"], options["abits"])
-    levels = odd_levels(options["wbits"])
-    best = upmem.max_p(options["wbits"], options["abits"], options["scheme"], options["tasklets"],
-                       w_levels=levels)
-    if options["p"] == 0:
-        p = upmem.max_p(options["wbits"], options["abits"], options["scheme"], options["tasklets"],
-                        w_levels=levels, mram_table_budget=DEFAULT_TABLE_BYTES)
-        while p > 1 and lut.lut_layout(options["scheme"], p, options["wbits"], options["abits"],
-                                       levels).slice_bytes > DEFAULT_SLICE_BYTES:
-            p -= 1
-        options["p"] = p
-    elif options["p"] > best:
-        raise ConfigError(f"--set p={options['p']}: the {options['scheme']} LUT for W{options['wbits']}"
-                          f"A{options['abits']} fits WRAM/MRAM only up to p={best} with {options['tasklets']} "
-                          "tasklets")
+    levels = odd_levels(wbits)
+    p = upmem.max_p(wbits, abits, scheme, tasklets, w_levels=levels, mram_table_budget=DEFAULT_TABLE_BYTES)
+    while p > 1 and lut.lut_layout(scheme, p, wbits, abits, levels).slice_bytes > DEFAULT_SLICE_BYTES:
+        p -= 1
+    return p
 
 
-def build_kernel(kernel_name: str, wc: np.ndarray, levels: np.ndarray, ac: np.ndarray, options: dict[str, Any],
-                 nr_dpus: int | None = None) -> DpuKernel:
+@dataclass(frozen=True)
+class LocalutOptions(Options):
+    """The `localut` target's options. ``p=0`` means "choose" (`auto_p`); parsing resolves it, so an artifact's
+    manifest always records the p its kernels use."""
+
+    OWNER: ClassVar[str] = "localut"
+
+    wbits: int = option(2, "weight bits", lo=1, hi=4)
+    abits: int = option(2, "activation bits", lo=1, hi=4)
+    kernel: str = option("localut", "localut (LUT kernel), mac (integer MAC baseline), bitserial (T-MAC-style "
+                                    "baseline)", choices=KERNELS)
+    scheme: str = option("full", "LUT scheme (kernel localut)", choices=SCHEMES)
+    p: int = option(0, "weight/activation pairs per look-up; 0: the largest with a slice <= 512 B and tables "
+                       "<= 1 MiB (W1A1 8, W2A2 4, W3A3/W4A4 2); a p that does not fit WRAM/MRAM is refused", lo=0,
+                    hi=8)
+    g: int = option(4, "bit-serial group size (kernel bitserial)", choices=(2, 4, 8))
+    dpus: int = option(8, "DPUs per layer", lo=1, hi=2560)
+    tasklets: int = option(16, "tasklets per DPU", lo=1, hi=24)
+    seed: int = option(0, "seed of verify's extra run on random activation codes", lo=0, hi=2**31 - 1)
+
+    def __post_init__(self) -> None:
+        self.check_fields()
+        if self.kernel != "localut":
+            return
+        from hwforge.ir.quant_lowbit import odd_levels
+        from hwforge.upmem import lut
+
+        lut.check_config(self.scheme, max(self.p, 1), self.wbits, self.abits)
+        best = upmem.max_p(self.wbits, self.abits, self.scheme, self.tasklets, w_levels=odd_levels(self.wbits))
+        if self.p > best:
+            raise OptionError(self.OWNER, "p", self.p,
+                              f"is too large: the {self.scheme} LUT for W{self.wbits}A{self.abits} fits WRAM/MRAM "
+                              f"only up to p={best} with {self.tasklets} tasklets")
+
+    @classmethod
+    def from_fields(cls, kwargs: Mapping[str, Any]) -> LocalutOptions:
+        return cls(**kwargs).resolved()
+
+    def resolved(self) -> LocalutOptions:
+        """These options with ``p=0`` replaced by `auto_p` (LUT kernel only; the baselines ignore p)."""
+        if self.kernel == "localut" and self.p == 0:
+            return dataclasses.replace(self, p=auto_p(self.wbits, self.abits, self.scheme, self.tasklets))
+        return self
+
+
+def build_kernel(kernel_name: str, wc: np.ndarray, levels: np.ndarray, ac: np.ndarray, options: LocalutOptions,
+                 nr_dpus: int | None = None, fault: str | None = None) -> DpuKernel:
     """One GEMM's kernel (``kernel_name`` = localut, mac or bitserial) for weight codes ``wc`` (N x K) and
-    activation codes ``ac`` (M x K)."""
-    fault = None if options.get("fault", "none") == "none" else options["fault"]
-    dpus = nr_dpus or options["dpus"]
-    common = (wc, levels, ac, options["wbits"], options["abits"])
+    activation codes ``ac`` (M x K). ``fault`` (tests only, see `hwforge.testing.faults`) breaks it on purpose."""
+    dpus = nr_dpus or options.dpus
+    common = (wc, levels, ac, options.wbits, options.abits)
     if kernel_name == "localut":
-        return upmem.localut_kernel(*common, options["p"], options["scheme"], dpus, options["tasklets"],
-                              fault=_LUT_FAULT[fault] if fault else None)
+        if options.p == 0:
+            raise ConfigError("localut kernel: p=0 is unresolved; build options with LocalutOptions.from_sets")
+        return upmem.localut_kernel(*common, options.p, options.scheme, dpus, options.tasklets,
+                                    fault=_LUT_FAULT[fault] if fault else None)
     if fault == "slice_off_by_one":
-        raise ConfigError(f"--set fault=slice_off_by_one applies to the LUT kernel only, not {kernel_name!r}")
+        raise ConfigError(f"fault slice_off_by_one applies to the LUT kernel only, not {kernel_name!r}")
     if kernel_name == "mac":
-        return upmem.mac_kernel(*common, dpus, options["tasklets"], fault=fault)
+        return upmem.mac_kernel(*common, dpus, options.tasklets, fault=fault)
     if kernel_name == "bitserial":
-        return upmem.bitserial_kernel(*common, dpus, options["tasklets"], g=options.get("g", 4), fault=fault)
+        return upmem.bitserial_kernel(*common, dpus, options.tasklets, g=options.g, fault=fault)
     raise ConfigError(f"unknown kernel {kernel_name!r}")
 
 
-def make_kernel(graph, node, ac: np.ndarray, options: dict[str, Any]) -> DpuKernel:
+def make_kernel(graph, node, ac: np.ndarray, options: LocalutOptions, fault: str | None = None) -> DpuKernel:
     """The kernel of one ``lowbit_matmul`` node for input codes ``ac``."""
     wc = np.asarray(graph.constant_value(node.inputs[1]), dtype=np.int64)
     levels = np.asarray(graph.constant_value(node.inputs[2]), dtype=np.int64)
-    return build_kernel(options["kernel"], wc, levels, np.asarray(ac, dtype=np.int64), options)
+    return build_kernel(options.kernel, wc, levels, np.asarray(ac, dtype=np.int64), options, fault=fault)
 
 
 def decode(kernel: DpuKernel, raw: bytes) -> np.ndarray:
@@ -98,7 +141,7 @@ def count_header() -> str:
     from hwforge.upmem.emulator import include_dir
 
     path = include_dir() / "hwforge_count.h"
-    return path.read_text() if path.exists() else base_kernels.count_header_stub()
+    return path.read_text() if path.exists() else count_header_stub()
 
 
 _FACT_KEYS = ("kernel", "m", "k", "n", "scheme", "p", "g", "wram_bytes", "lut_table_bytes", "lut_image_bytes",
@@ -180,14 +223,14 @@ def totals(layers: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def build_emulation_binaries(artifact_dir: Path, options: dict[str, Any], layers: list[str]) -> list[str]:
+def build_emulation_binaries(artifact_dir: Path, options: LocalutOptions, layers: list[str]) -> list[str]:
     """Emulation builds of the artifact's own DPU C and host C, one per layer, under ``build/emu/<layer>``."""
     host = (artifact_dir / "host" / "host.c").read_text()
     made = []
     for layer in layers:
         out = artifact_dir / "build" / "emu" / layer
         source = (artifact_dir / "dpu" / f"{layer}.c").read_text()
-        b = upmem.build_emulation(source, host, options["tasklets"], out_dir=out)
+        b = upmem.build_emulation(source, host, options.tasklets, out_dir=out)
         made += [str(Path(b.dpu_binary).relative_to(artifact_dir.resolve())),
                  str(Path(b.host_binary).relative_to(artifact_dir.resolve()))]
     return made

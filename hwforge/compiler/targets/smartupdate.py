@@ -16,47 +16,101 @@ import json
 import math
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from hwforge.compiler.artifact import load_npy
+from hwforge.compiler.passes import Pass
+from hwforge.compiler.results import CompileReport, VerifyResult
 from hwforge.compiler.targets.base import OwnModel, Target, register_target
 from hwforge.errors import ConfigError, MissingToolError
+from hwforge.options import OptionError, Options, option
+from hwforge.testing import faults
 
 GRAD_FORMATS = ("fp32", "fp16", "topk_fp16", "topk_fp32")
-DEFAULTS: dict[str, Any] = {"grad": "fp32", "topk": 0.01, "half_copy": 1, "loss_scale": 1.0, "n": 10007,
-                            "steps": 5, "chunk": 4096, "dataflow": 0, "seed": 0, "memory": "DDR",
-                            "platform": "xilinx_u2_gen3x4_xdma_gc_2_202110_1", "fault": "none"}
 SPEC_FILE = "optimizer.json"
+faults.declare("smartupdate", ("no_bias_correction", "drop_tail"))
 
 
-def _int(key: str, text: str, lo: int, hi: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"--set {key}={text}: expected an integer") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"--set {key}={value}: must be between {lo} and {hi}")
-    return value
+@dataclass(frozen=True)
+class SmartUpdateOptions(Options):
+    """The `smartupdate` target's options: gradient format, reference data, HLS code-generation choices."""
+
+    OWNER: ClassVar[str] = "smartupdate"
+
+    grad: str = option("fp32", "gradient format: fp32, fp16, or top-k with fp16/fp32 values (int32 indices)",
+                       choices=GRAD_FORMATS)
+    topk: float = option(0.01, "kept fraction of the gradient (top-k formats)", lo=1e-9, hi=1.0)
+    half_copy: bool = option(True, "also write an fp16 copy of the parameters")
+    loss_scale: float = option(1.0, "loss-scale the kernel unscales gradients by", lo=1e-30)
+    n: int = option(10007, "reference vector length", lo=1, hi=1 << 26)
+    steps: int = option(5, "reference optimizer steps", lo=1, hi=1000)
+    chunk: int = option(4096, "elements per on-chip chunk (a multiple of 16, 16..16384)", lo=16, hi=16384)
+    dataflow: bool = option(False, "the DATAFLOW variant (read, compute and write chunks overlap)")
+    seed: int = option(0, "seed of the reference parameters and gradients", lo=0, hi=2**31 - 1)
+    memory: str = option("DDR", "link.cfg memory: DDR[0] or one HBM channel per buffer", choices=("DDR", "HBM"))
+    platform: str = option("xilinx_u2_gen3x4_xdma_gc_2_202110_1", "Vitis platform of the Makefile (SmartSSD)")
+
+    def __post_init__(self) -> None:
+        self.check_fields()
+        if not math.isfinite(self.loss_scale) or not math.isfinite(self.topk):
+            raise OptionError(self.OWNER, "loss_scale", self.loss_scale, "must be finite")
+        if self.n * self.steps > 1 << 27:
+            raise OptionError(self.OWNER, "n", self.n,
+                              f"with steps={self.steps}: the reference gradients would take "
+                              f"{self.n * self.steps * 4 >> 20} MiB; keep n*steps <= 2**27")
+        self.hls()  # chunk, memory
+
+    def hls(self, fault: str | None = None):
+        """The HLS emitter's options (``fault``: tests only, `hwforge.testing.faults`)."""
+        from hwforge.fpga.hls import HlsOptions
+
+        try:
+            return HlsOptions(chunk=self.chunk, dataflow=self.dataflow, fault=fault or "none",
+                              platform=self.platform, memory=self.memory)
+        except ConfigError as e:
+            raise ConfigError(f"smartupdate: {e}") from None
 
 
-def _float(key: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"--set {key}={text}: expected a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"--set {key}={text}: must be a positive finite number")
-    return value
+@dataclass
+class SmartUpdateCompileReport(CompileReport):
+    """The kernel's interface and traffic per step; ``streams`` has one row per m_axi stream."""
+
+    kernel: str = ""
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    state_names: list[str] = field(default_factory=list)
+    scalars: list[str] = field(default_factory=list)
+    n: int = 0
+    steps: int = 0
+    topk_k: int = 0
+    beats_per_step: int = 0
+    ii: int = 1
+    beat_cycles_per_step_estimate: int = 0
+    bytes_read_per_step: int = 0
+    bytes_written_per_step: int = 0
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    ir_nodes: int = 0
+
+    TABLES: ClassVar[tuple[str, ...]] = ("streams",)
 
 
-def _hls_options(options: dict[str, Any]):
-    from hwforge.fpga.hls import HlsOptions
+@dataclass
+class SmartUpdateVerifyResult(VerifyResult):
+    """C simulation of every step: bit-exact against the IR, within tolerance against torch.optim."""
 
-    return HlsOptions(chunk=options["chunk"], dataflow=bool(options["dataflow"]), fault=options["fault"],
-                      platform=options["platform"], memory=options["memory"])
+    mismatches_vs_ir: int = 0
+    tolerance: dict[str, float] = field(default_factory=dict)
+    tensors: dict[str, Any] = field(default_factory=dict)
+    n: int = 0
+    steps: int = 0
+    library: str = ""
+    compile_seconds: float = 0.0
+    note: str = ""
+
+    SUMMARY: ClassVar[tuple[str, ...]] = ("mismatches_vs_ir", "n", "steps", "compile_seconds")
 
 
 def load_optimizer(spec: str) -> tuple[str, Any, str]:
@@ -92,63 +146,36 @@ class SmartUpdateTarget(Target):
     verified_by = "g++ C-simulation vs the IR (bit-exact) and torch.optim"
     build_message = "building {artifact} with Vitis v++ (make xclbin; a Vitis platform name as --board overrides)"
 
-    def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
-        unknown = sorted(set(options) - set(DEFAULTS))
-        if unknown:
-            raise ConfigError(f"--set {unknown[0]}: unknown smartupdate option (known: {', '.join(DEFAULTS)})")
-        out = dict(DEFAULTS)
-        for key, text in options.items():
-            if key == "grad":
-                if text not in GRAD_FORMATS:
-                    raise ConfigError(f"--set grad={text}: expected one of {', '.join(GRAD_FORMATS)}")
-                out[key] = text
-            elif key in ("topk", "loss_scale"):
-                out[key] = _float(key, text)
-                if key == "topk" and out[key] > 1:
-                    raise ConfigError(f"--set topk={text}: the kept fraction must be in (0, 1]")
-            elif key in ("half_copy", "dataflow"):
-                out[key] = _int(key, text, 0, 1)
-            elif key == "n":
-                out[key] = _int(key, text, 1, 1 << 26)
-            elif key == "steps":
-                out[key] = _int(key, text, 1, 1000)
-            elif key in ("chunk", "seed"):
-                out[key] = _int(key, text, 0, 1 << 31)
-            else:
-                out[key] = text
-        if out["n"] * out["steps"] > 1 << 27:
-            raise ConfigError(f"--set n={out['n']} steps={out['steps']}: the reference gradients would take "
-                              f"{out['n'] * out['steps'] * 4 >> 20} MiB; keep n*steps <= 2**27")
-        _hls_options(out)  # validates chunk, fault, memory
-        return out
+    options_type = SmartUpdateOptions
 
-    def passes(self, options: dict[str, Any]) -> list:
+    def passes(self, options: SmartUpdateOptions) -> list[Pass]:
         return []
 
-    def load_own(self, spec: str, options: dict[str, Any]) -> OwnModel:
-        from hwforge.compiler.optim import OptimizerSpec, lower_optimizer, topk_count
+    def load_own(self, spec: str, options: SmartUpdateOptions) -> OwnModel:
         from hwforge.fpga.hls.csim import make_inputs, torch_reference
+        from hwforge.ir.optim_lowering import lower_optimizer
+        from hwforge.ir.optim_spec import OptimizerSpec, topk_count
 
         name, opt, digest = load_optimizer(spec)
-        ospec = OptimizerSpec.from_torch(opt, grad_format=options["grad"], half_copy=bool(options["half_copy"]))
-        n = options["n"]
-        k = topk_count(n, options["topk"]) if ospec.topk else None
-        inputs = make_inputs(ospec, n, options["steps"], options["seed"], options["topk"], options["loss_scale"])
+        ospec = OptimizerSpec.from_torch(opt, grad_format=options.grad, half_copy=options.half_copy)
+        n = options.n
+        k = topk_count(n, options.topk) if ospec.topk else None
+        inputs = make_inputs(ospec, n, options.steps, options.seed, options.topk, options.loss_scale)
         graph = lower_optimizer(ospec, n, k)
         expected = torch_reference(ospec, inputs)
         return OwnModel(name, hashlib.sha256((digest + ospec.to_json()).encode()).hexdigest(), graph, inputs,
                         expected, payload=ospec, manifest={"optimizer": json.loads(ospec.to_json())})
 
-    def emit(self, graph, model, options, writer, inputs) -> dict[str, Any]:
+    def emit(self, graph, model, options: SmartUpdateOptions, writer, inputs) -> SmartUpdateCompileReport:
         from hwforge.fpga.hls import kernel_model, render
 
         spec = model.payload
-        hls = _hls_options(options)
+        hls = options.hls(faults.active("smartupdate"))
         for path, text in render(graph, spec, hls).items():
             writer.add_text(path, text)
         writer.add_text(SPEC_FILE, spec.to_json() + "\n")
         km = kernel_model(graph, hls)
-        n = options["n"]
+        n = options.n
         k = int(inputs["grad_indices"].shape[1]) if spec.topk else 0
         bytes_of = {"f32x16": 4, "f16x16": 2, "int": 4, "float": 4, "fp16_t": 2}
         streams = [{"node": p.arg, "bundle": p.bundle, "direction": "write" if not p.const else "read",
@@ -156,36 +183,30 @@ class SmartUpdateTarget(Target):
                     "bytes_per_step": bytes_of[p.ctype] * ((n + 15) // 16 * 16 if p.wide else k)}
                    for p in km.ports]
         beats = (n + 15) // 16
-        return {
-            "kernel": km.name,
-            "optimizer": json.loads(spec.to_json()),
-            "state_names": list(spec.state_names),
-            "scalars": km.scalars,
-            "n": n, "steps": options["steps"], "topk_k": k,
-            "beats_per_step": beats,
-            "ii": 1,
-            "beat_cycles_per_step_estimate": beats * (1 if hls.dataflow else 3) + k,
-            "bytes_read_per_step": sum(s["bytes_per_step"] for s in streams if s["direction"] == "read"),
-            "bytes_written_per_step": sum(s["bytes_per_step"] for s in streams if s["direction"] == "write"),
-            "layers": streams,
-            "ir_nodes": len(graph),
-        }
+        return SmartUpdateCompileReport(
+            target=self.name, config=options.to_dict(), kernel=km.name, optimizer=json.loads(spec.to_json()),
+            state_names=list(spec.state_names), scalars=list(km.scalars), n=n, steps=options.steps, topk_k=k,
+            beats_per_step=beats, ii=1, beat_cycles_per_step_estimate=beats * (1 if hls.dataflow else 3) + k,
+            bytes_read_per_step=sum(s["bytes_per_step"] for s in streams if s["direction"] == "read"),
+            bytes_written_per_step=sum(s["bytes_per_step"] for s in streams if s["direction"] == "write"),
+            streams=streams, ir_nodes=len(graph))
 
     # ------------------------------------------------------------------------------------- verify / run
     def _updater(self, artifact_dir: Path, manifest: dict[str, Any]):
-        from hwforge.compiler.optim import OptimizerSpec
         from hwforge.fpga.hls.native import NativeUpdater
+        from hwforge.ir.optim_spec import OptimizerSpec
 
         spec = OptimizerSpec.from_json((artifact_dir / SPEC_FILE).read_text())
         name = f"{spec.kind}_update"
         header = (artifact_dir / "hls" / f"{name}.h").read_text()
         source = (artifact_dir / "hls" / f"{name}.cpp").read_text()
-        return NativeUpdater.from_source(spec, name, header, source, _hls_options(manifest["options"]))
+        fault = manifest.get("test_faults", {}).get("smartupdate")
+        return NativeUpdater.from_source(spec, name, header, source, self.options_from_manifest(manifest).hls(fault))
 
     def _inputs(self, artifact_dir: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
         return {name: load_npy(artifact_dir / "inputs" / f"{name}.npy") for name in manifest["inputs"]}
 
-    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> dict[str, Any]:
+    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> SmartUpdateVerifyResult:
         from hwforge.fpga.hls.csim import compare, run_ir, run_kernel
         from hwforge.ir import load_graph
 
@@ -199,10 +220,12 @@ class SmartUpdateTarget(Target):
         result = compare(kernel, ir, expected)
         outputs = {name: {k: t[k] for k in ("max_abs_error", "max_rel_error", "mismatches_vs_ir",
                                             "mismatches_vs_torch")} for name, t in result["tensors"].items()}
-        return {**result, "seed": seed, "outputs": outputs, "n": int(inputs["param"].shape[0]),
-                "steps": manifest["options"]["steps"], "library": str(updater.library_path),
-                "compile_seconds": round(build_s, 2),
-                "note": "inputs are fixed at compile time (--set seed=...); --seed does not change them"}
+        return SmartUpdateVerifyResult(
+            target=self.name, passed=result["passed"], mismatches=result["mismatches"], seed=seed, outputs=outputs,
+            mismatches_vs_ir=result["mismatches"], tolerance=result["tolerance"], tensors=result["tensors"],
+            n=int(inputs["param"].shape[0]), steps=self.options_from_manifest(manifest).steps,
+            library=str(updater.library_path), compile_seconds=round(build_s, 2),
+            note="inputs are fixed at compile time (--set seed=...); --seed does not change them")
 
     def run(self, artifact_dir: Path, manifest: dict[str, Any], inputs: dict[str, Any],
             seed: int = 0) -> dict[str, Any]:
@@ -219,7 +242,7 @@ class SmartUpdateTarget(Target):
             raise MissingToolError(f"Vitis `v++` is needed to build the xclbin and is not on PATH (source Vitis' "
                                    f"settings64.sh); the generated build files are in {makefile} "
                                    f"(`make -C {artifact_dir} xclbin PLATFORM=<your platform>`)")
-        platform = manifest["options"]["platform"] if board in ("ulx3s-85f", "icebreaker") else board
+        platform = self.options_from_manifest(manifest).platform if board in ("ulx3s-85f", "icebreaker") else board
         start = time.monotonic()
         proc = subprocess.run(["make", "-C", str(artifact_dir), "xclbin", f"PLATFORM={platform}"],
                               capture_output=True, text=True)

@@ -19,22 +19,72 @@ flow. The combination engine is a separate design in the artifact and is not in 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from hwforge.compiler.artifact import load_npy
-from hwforge.compiler.targets.base import Target, output_metrics, register_target
+from hwforge.compiler.passes import FixedPoint, Pass
+from hwforge.compiler.results import CompileReport, LayerRecord, OutputMetrics, VerifyResult
+from hwforge.compiler.targets.base import Target, register_target
 from hwforge.errors import ConfigError, InternalError
+from hwforge.options import OptionError, option
+from hwforge.rtl.gcn.config import SnfConfig
 
 FEATURE_BITS = 16  # the fixed_point pass's default Q8.8 features; edge values are Q2.14 (also 16 bits)
 SIM_COUNTERS = ("cycles", "cache_hits", "cache_misses", "bytes_read", "bytes_written")
 COMB_SIM_FIELDS = ("cycles", "compute_cycles", "folds", "busy_cycles", "stall_cycles", "bytes_read", "bytes_written")
-# the combination engine's --set options and their defaults; the engine is the gemm target's array
-COMB_OPTIONS: dict[str, Any] = {"comb_rows": 4, "comb_cols": 4, "comb_dataflow": "ws", "comb_op_depth": 256,
-                                "comb_out_depth": 1024}
+_COMB_KEYS = {"rows": "comb_rows", "cols": "comb_cols", "dataflow": "comb_dataflow", "op_depth": "comb_op_depth",
+              "out_depth": "comb_out_depth", "acc_width": "acc_bits", "bus_width": "bus_width"}
+"""`GemmConfig` field -> the `snf` option that sets it for the combination engine."""
+
+
+@dataclass(frozen=True)
+class SnfOptions(SnfConfig):
+    """The `snf` target's options: the aggregation accelerator's (`SnfConfig`) plus the combination engine's
+    ``comb_*`` array parameters (a `GemmConfig` with 16-bit Q8.8 operands on the aggregation's bus)."""
+
+    LOWER_CASE: ClassVar[tuple[str, ...]] = ("policy", "comb_dataflow")
+
+    comb_rows: int = option(4, "combination engine's PE array rows (the gemm array, Q8.8 operands)", lo=1, hi=32,
+                            kind="combination")
+    comb_cols: int = option(4, "combination engine's PE array columns", lo=1, hi=32, kind="combination")
+    comb_dataflow: str = option("ws", "ws (any input width) or os (needs input features <= comb_op_depth)",
+                                choices=("os", "ws"), kind="combination")
+    comb_op_depth: int = option(256, "combination array's operand/accumulator buffer entries (as gemm's op_depth)",
+                                lo=2, hi=65536, kind="combination")
+    comb_out_depth: int = option(1024, "combination array's output staging elements (as gemm's out_depth)",
+                                 lo=1, hi=1 << 20, kind="combination")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.feat_bits != FEATURE_BITS:
+            raise OptionError("snf", "feat_bits", self.feat_bits,
+                              f"is not supported by the fixed-point pass (Q8.8 features, Q2.14 edge values); use "
+                              f"feat_bits={FEATURE_BITS}")
+        self.combination(acc_width=32)  # the array shape is valid (acc_bits is checked against the graph)
+
+    @property
+    def aggregation(self) -> SnfConfig:
+        """The aggregation accelerator's configuration (this object without the ``comb_*`` fields)."""
+        return SnfConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SnfConfig)})
+
+    def combination(self, acc_width: int | None = None):
+        """The combination engine's `GemmConfig`; an error names the `snf` option that caused it."""
+        gemm = _gemm()
+        try:
+            return gemm.GemmConfig(rows=self.comb_rows, cols=self.comb_cols, width=FEATURE_BITS,
+                                   acc_width=self.acc_bits if acc_width is None else acc_width,
+                                   dataflow=self.comb_dataflow, op_depth=self.comb_op_depth,
+                                   out_depth=self.comb_out_depth, bus_width=self.bus_width)
+        except OptionError as e:
+            key = _COMB_KEYS.get(e.key, e.key)
+            raise OptionError("snf", key, e.value, f"(combination engine) {e.reason}") from None
+
+
 COMB_WORDS = 1 << 20
 """Largest combination memory image per simulation (words); larger inputs are split into row blocks."""
 
@@ -68,56 +118,17 @@ def _hex_name(node: str) -> str:
 
 
 # ---- combination engine ----------------------------------------------------------------------------------
-def _parse_comb(options: dict[str, str]) -> dict[str, Any]:
-    """Pop and validate the ``comb_*`` options (the rest go to `SnfConfig`); canonical values out."""
-    out = dict(COMB_OPTIONS)
-    for key in [k for k in options if k.startswith("comb_")]:
-        raw = str(options.pop(key)).strip()
-        if key not in COMB_OPTIONS:
-            raise ConfigError(f"snf: unknown option {key!r}; combination engine options: {', '.join(COMB_OPTIONS)}")
-        if key == "comb_dataflow":
-            out[key] = raw.lower()
-            continue
-        try:
-            out[key] = int(raw, 0)
-        except ValueError:
-            raise ConfigError(f"snf: option {key}={raw!r} is not an integer") from None
-    return out
-
-
-def _comb_config(options: dict[str, Any], acc_width: int | None = None):
-    """The combination engine's `GemmConfig`: Q8.8 operands, the aggregation's bus, ``comb_*`` array shape."""
-    gemm = _gemm()
-    try:
-        return gemm.GemmConfig(rows=options["comb_rows"], cols=options["comb_cols"], width=FEATURE_BITS,
-                               acc_width=options["acc_bits"] if acc_width is None else acc_width,
-                               dataflow=options["comb_dataflow"], op_depth=options["comb_op_depth"],
-                               out_depth=options["comb_out_depth"], bus_width=options["bus_width"])
-    except ConfigError as e:
-        raise ConfigError(f"snf: combination engine: {_snf_names(e)}") from None
-
-
-def _snf_names(error: ConfigError) -> str:
-    """A gemm error message with the `snf` option names (``comb_rows=`` for ``rows=``; ``comb_op_depth``)."""
-    msg = str(error).removeprefix("gemm: ")
-    for key in ("rows", "cols", "dataflow"):
-        msg = msg.replace(f"{key}=", f"comb_{key}=")
-    for key in ("op_depth", "out_depth"):
-        msg = msg.replace(key, f"comb_{key}")
-    return msg
-
-
 def _has_combination(graph) -> bool:
     return any(node.op == "qmatmul_fixed" for node in graph.nodes())
 
 
-def _checked_comb_config(graph, options: dict[str, Any]):
-    """`_comb_config` for a graph with combinations: its accumulator must wrap where the IR's does."""
+def _checked_comb_config(graph, options: SnfOptions):
+    """The combination engine for a graph with combinations: its accumulator must wrap where the IR's does."""
     for node in graph.nodes():
         if node.op == "qmatmul_fixed" and int(node.attrs["acc_bits"]) != 32:
             raise ConfigError(f"snf: combination {node.name!r} accumulates in {node.attrs['acc_bits']} bits, but the "
                               "combination engine (gemm array, 16-bit operands) accumulates in 32; use acc_bits=32")
-    return _comb_config(options)
+    return options.combination()
 
 
 def _comb_chunks(cfg, layer, x: np.ndarray) -> list[tuple[int, Any]]:
@@ -131,7 +142,7 @@ def _comb_chunks(cfg, layer, x: np.ndarray) -> list[tuple[int, Any]]:
         try:
             chunks = [(r0, gemm.build_program(cfg, [layer], x[r0:r0 + rows])) for r0 in range(0, m, rows)]
         except ConfigError as e:
-            raise ConfigError(f"snf: combination engine: {_snf_names(e)}") from None
+            raise ConfigError(f"snf: combination engine (comb_* options): {str(e).removeprefix('gemm: ')}") from None
         biggest = max(p.size for _, p in chunks)
         if biggest <= COMB_WORDS:
             return chunks
@@ -160,6 +171,46 @@ def _sum_into(total: dict[str, int], part: dict[str, int]) -> None:
         total[key] = total.get(key, 0) + int(value)
 
 
+def _aggregation_bound(cfg: SnfConfig, n: int, nnz: int, features: int) -> int:
+    """Roofline lower bound of one aggregation: max(MACs / (lanes * engines), compulsory bytes / bus bytes), the
+    compulsory bytes being the CSR topology (row pointers, 32-bit indices, 16-bit values), every feature row once
+    and every output row once. A reconstruction until the snf cycle model lands; measured / bound is what the
+    plots show."""
+    elem = cfg.feat_bits // 8
+    compute = -(-nnz * features // (cfg.lanes * cfg.engines))
+    moved = 4 * (n + 1) + nnz * (4 + elem) + 2 * n * features * elem
+    return max(compute, -(-moved // cfg.bus_bytes))
+
+
+@dataclass
+class SnfCompileReport(CompileReport):
+    aggregations: int = 0
+    combinations: list[LayerRecord] = field(default_factory=list)
+    combination_engine: dict[str, Any] | None = None
+
+    TABLES: ClassVar[tuple[str, ...]] = ("layers", "combinations")
+
+
+@dataclass
+class SnfVerifyResult(VerifyResult):
+    """Totals over every aggregation and combination run; ``layers`` holds both kinds (``kind`` column)."""
+
+    cache_hits: int = 0
+    cache_misses: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    aggregation_cycles: int = 0
+    combination_cycles: int = 0
+    combination_compute_cycles: int = 0
+    aggregations: int = 0
+    combinations: int = 0
+    bytes_by_class: dict[str, int] = field(default_factory=dict)
+    cache_hit_rate: float = 0.0
+
+    SUMMARY: ClassVar[tuple[str, ...]] = ("cycles", "bound_cycles", "aggregation_cycles", "combination_cycles",
+                                          "cache_hit_rate", "bytes_read", "bytes_written")
+
+
 class SnfTarget(Target):
     name = "snf"
     description = "Slice-and-Forge GCN accelerator (Amaranth RTL): feature slicing, dynamic tuning, gemm combination"
@@ -167,42 +218,21 @@ class SnfTarget(Target):
                 "combination on the gemm systolic array")
     verified_by = "cocotb on Verilator vs PyTorch"
 
-    def config(self, options: dict[str, Any]):
-        rtl = _rtl()
-        fields = {f.name for f in dataclasses.fields(rtl.SnfConfig)}
-        kwargs = {k: v for k, v in options.items() if k in fields}
-        if "candidates" in kwargs:
-            kwargs["candidates"] = tuple(kwargs["candidates"])
-        return rtl.SnfConfig(**kwargs)
+    options_type = SnfOptions
 
-    def parse_options(self, options: dict[str, str]) -> dict[str, Any]:
-        options = dict(options)
-        comb = _parse_comb(options)
-        cfg = _rtl().SnfConfig.from_options(options)
-        if cfg.feat_bits != FEATURE_BITS:
-            raise ConfigError(f"snf: feat_bits={cfg.feat_bits} is not supported by the fixed-point pass "
-                              f"(Q8.8 features, Q2.14 edge values); use feat_bits={FEATURE_BITS}")
-        canonical = {**dataclasses.asdict(cfg), **comb}
-        _comb_config(canonical, acc_width=32)  # the array shape is valid (acc_bits is checked against the graph)
-        return canonical
+    def passes(self, options: SnfOptions) -> list[Pass]:
+        return [FixedPoint(acc_bits=options.acc_bits)]
 
-    def passes(self, options: dict[str, Any]) -> list:
-        from hwforge.compiler import PASSES
-
-        return [PASSES["fixed_point"]()]
-
-    def pipeline_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        return {"acc_bits": options["acc_bits"]}
-
-    def emit(self, graph, model, options, writer, inputs) -> dict[str, Any]:
+    def emit(self, graph, model, options: SnfOptions, writer, inputs) -> SnfCompileReport:
         from hwforge.compiler.targets.gemm_lowering import combination_layer
         from hwforge.ir import interpret_all
 
         rtl, gemm = _rtl(), _gemm()
-        cfg = self.config(options)
+        cfg = options.aggregation
         comb_cfg = _checked_comb_config(graph, options) if _has_combination(graph) else None
         values = interpret_all(graph, inputs)
-        layers, combinations = [], []
+        layers: list[LayerRecord] = []
+        combinations: list[LayerRecord] = []
         for node in graph.nodes():
             if node.op == "qmatmul_fixed":
                 layer = combination_layer(graph, node)
@@ -217,12 +247,15 @@ class SnfTarget(Target):
                 for i, (_, program) in enumerate(chunks):
                     writer.add_text(_comb_hex_name(node.name, i, len(chunks)), program.hex_text())
                 m, k, n = int(x.shape[0]), layer.k, layer.n
-                combinations.append({
-                    "node": node.name, "m": m, "k": k, "n": n, "relu": layer.relu, "bias": len(node.inputs) > 2,
-                    "chunks": len(chunks), "program_words": sum(p.size for _, p in chunks),
-                    "compute_cycles_expected": sum(gemm.rtl_compute_cycles(comb_cfg, p.plans[0].m, k, n,
-                                                                           p.plans[0].m_tile)[1]
-                                                   for _, p in chunks)})
+                combinations.append(LayerRecord(
+                    node=node.name,
+                    bound_cycles=sum(gemm.roofline_cycles(comb_cfg, p.plans[0].m, k, n, p.plans[0].m_tile)
+                                     for _, p in chunks),
+                    details={"m": m, "k": k, "n": n, "relu": layer.relu, "bias": len(node.inputs) > 2,
+                             "chunks": len(chunks), "program_words": sum(p.size for _, p in chunks),
+                             "compute_cycles_expected": sum(gemm.rtl_compute_cycles(comb_cfg, p.plans[0].m, k, n,
+                                                                                    p.plans[0].m_tile)[1]
+                                                            for _, p in chunks)}))
                 continue
             if node.op != "qspmm":
                 continue
@@ -233,23 +266,25 @@ class SnfTarget(Target):
                 raise InternalError(f"snf: aggregation {node.name!r}: the accelerator model differs from the IR")
             writer.add_npy(f"expected/int/{node.name}.npy", ir_value)
             writer.add_text(_hex_name(node.name), program.hex_text())
-            layers.append({"node": node.name, "n": program.n, "nnz": int(args["csr"].indices.size),
-                           "features": program.features, "row_lines": program.row_lines,
-                           "program_words": program.size})
+            nnz = int(args["csr"].indices.size)
+            layers.append(LayerRecord(
+                node=node.name, bound_cycles=_aggregation_bound(cfg, program.n, nnz, program.features),
+                details={"n": program.n, "nnz": nnz, "features": program.features, "row_lines": program.row_lines,
+                         "program_words": program.size}))
         if not layers:
             raise ConfigError(f"snf target: model {model.name!r} has no graph aggregation (spmm) to accelerate")
-        if model.test_set is not None and len(model.test_set[1]) == layers[-1]["n"]:
+        if model.test_set is not None and len(model.test_set[1]) == layers[-1].details["n"]:
             writer.add_npy("expected/labels.npy", np.asarray(model.test_set[1], dtype=np.int64))
         writer.add_text("rtl/snf.v", rtl.emit_verilog(cfg))
         writer.add_text("rtl/snf.il", rtl.emit_rtlil(cfg))
         writer.add_text("tb/hwforge_tb.v", rtl.testbench_verilog(cfg))
-        report: dict[str, Any] = {"config": options, "layers": layers, "aggregations": len(layers),
-                                  "combinations": combinations}
+        report = SnfCompileReport(target=self.name, config=options.to_dict(), layers=layers,
+                                  aggregations=len(layers), combinations=combinations)
         if comb_cfg is not None:
             writer.add_text("rtl/combination.v", gemm.emit_verilog(comb_cfg, classes=True))
             writer.add_text("rtl/combination.il", gemm.emit_rtlil(comb_cfg, classes=True))
             writer.add_text("tb/combination_tb.v", gemm.testbench_verilog(comb_cfg, classes=True))
-            report["combination_engine"] = dataclasses.asdict(comb_cfg)
+            report.combination_engine = comb_cfg.to_dict()
         return report
 
     def _run(self, artifact_dir: Path, manifest: dict[str, Any], seed: int,
@@ -260,14 +295,15 @@ class SnfTarget(Target):
         from hwforge.ir.types import storage_torch_dtype
 
         rtl, gemm = _rtl(), _gemm()
-        cfg = self.config(manifest["options"])
+        options = self.options_from_manifest(manifest)
+        cfg = options.aggregation
         graph = load_graph(artifact_dir)
         comb_cfg = None
         if _has_combination(graph):
-            if not (artifact_dir / "rtl" / "combination.v").exists() or "comb_rows" not in manifest["options"]:
+            if not (artifact_dir / "rtl" / "combination.v").exists():
                 raise ConfigError(f"{artifact_dir}: no combination engine (rtl/combination.v); the artifact predates "
                                   "it, recompile it")
-            comb_cfg = _checked_comb_config(graph, manifest["options"])
+            comb_cfg = _checked_comb_config(graph, options)
         verilog = (artifact_dir / "rtl" / "snf.v").read_text()
         comb_verilog = (artifact_dir / "rtl" / "combination.v").read_text() if comb_cfg is not None else ""
         shipped = inputs is None
@@ -292,7 +328,9 @@ class SnfTarget(Target):
             program = rtl.build_program(cfg, **_aggregation_args(graph, node, args[0]))
             check_shipped(program.hex_text(), _hex_name(node.name))
             sim = rtl.simulate(cfg, program, seed=seed, verilog=verilog)
+            nnz = int(np.asarray(graph.constant_value(node.inputs[2])).size)
             entry: dict[str, Any] = {"node": node.name, "kind": "aggregation", "hit_rate": round(sim.hit_rate, 4),
+                                     "bound_cycles": _aggregation_bound(cfg, program.n, nnz, program.features),
                                      "bytes_by_class": sim.bytes_by_class(), "tuner_log": sim.log,
                                      **{k: int(sim.counters[k]) for k in SIM_COUNTERS}}
             return finish(node, entry, sim.outputs)
@@ -303,7 +341,10 @@ class SnfTarget(Target):
             chunks = _comb_chunks(comb_cfg, layer, x)
             entry: dict[str, Any] = {"node": node.name, "kind": "combination", "m": int(x.shape[0]), "k": layer.k,
                                      "n": layer.n, "chunks": len(chunks), **dict.fromkeys(COMB_SIM_FIELDS, 0),
-                                     "bytes_by_class": {}}
+                                     "bytes_by_class": {},
+                                     "bound_cycles": sum(gemm.roofline_cycles(comb_cfg, p.plans[0].m, layer.k,
+                                                                              layer.n, p.plans[0].m_tile)
+                                                         for _, p in chunks)}
             outs = []
             for i, (_, program) in enumerate(chunks):
                 check_shipped(program.hex_text(), _comb_hex_name(node.name, i, len(chunks)))
@@ -322,15 +363,14 @@ class SnfTarget(Target):
         graph, values, _ = self._run(artifact_dir, manifest, seed, inputs)
         return {name: values[name].numpy() for name in graph.outputs}
 
-    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> dict[str, Any]:
+    def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> SnfVerifyResult:
         graph, values, layers = self._run(artifact_dir, manifest, seed, expected=True)
         mismatches = sum(layer["mismatches"] for layer in layers)
-        outputs = {}
         labels_path = artifact_dir / "expected" / "labels.npy"
         labels = load_npy(labels_path) if labels_path.exists() else None
-        for name in graph.outputs:
-            outputs[name] = output_metrics(values[name].numpy(), load_npy(artifact_dir / "expected" / f"{name}.npy"),
-                                           labels)
+        outputs = {name: OutputMetrics.compare(values[name].numpy(),
+                                               load_npy(artifact_dir / "expected" / f"{name}.npy"), labels)
+                   for name in graph.outputs}
         aggs = [layer for layer in layers if layer["kind"] == "aggregation"]
         combs = [layer for layer in layers if layer["kind"] == "combination"]
         totals = {k: sum(layer.get(k, 0) for layer in layers) for k in SIM_COUNTERS}
@@ -338,21 +378,19 @@ class SnfTarget(Target):
         for layer in layers:
             _sum_into(by_class, layer["bytes_by_class"])
         accesses = totals["cache_hits"] + totals["cache_misses"]
-        return {
-            "passed": mismatches == 0 and len(layers) > 0,
-            "mismatches": mismatches,
-            "seed": seed,
-            **totals,
-            "aggregation_cycles": sum(layer["cycles"] for layer in aggs),
-            "combination_cycles": sum(layer["cycles"] for layer in combs),
-            "combination_compute_cycles": sum(layer["compute_cycles"] for layer in combs),
-            "aggregations": len(aggs),
-            "combinations": len(combs),
-            "bytes_by_class": by_class,
-            "cache_hit_rate": totals["cache_hits"] / accesses if accesses else 0.0,
-            "layers": layers,
-            "outputs": outputs,
-        }
+        records = [LayerRecord(node=entry.pop("node"), cycles=entry.pop("cycles"), mismatches=entry.pop("mismatches"),
+                               bound_cycles=entry.pop("bound_cycles"), details=entry) for entry in map(dict, layers)]
+        return SnfVerifyResult(
+            target=self.name, passed=mismatches == 0 and len(layers) > 0, mismatches=mismatches, seed=seed,
+            layers=records, outputs=outputs, cycles=totals["cycles"],
+            bound_cycles=sum(r.bound_cycles or 0 for r in records),
+            cache_hits=totals["cache_hits"], cache_misses=totals["cache_misses"], bytes_read=totals["bytes_read"],
+            bytes_written=totals["bytes_written"],
+            aggregation_cycles=sum(layer["cycles"] for layer in aggs),
+            combination_cycles=sum(layer["cycles"] for layer in combs),
+            combination_compute_cycles=sum(layer["compute_cycles"] for layer in combs),
+            aggregations=len(aggs), combinations=len(combs), bytes_by_class=by_class,
+            cache_hit_rate=totals["cache_hits"] / accesses if accesses else 0.0)
 
     def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
         """Bitstream of the aggregation accelerator with its first program (the combination engine is a
@@ -360,8 +398,9 @@ class SnfTarget(Target):
         from hwforge.fpga import OnChipMemorySoC, build_bitstream
 
         rtl = _rtl()
-        cfg = self.config(manifest["options"])
         from hwforge.ir import load_graph
+
+        cfg = self.options_from_manifest(manifest).aggregation
 
         node = next(n for n in load_graph(artifact_dir).nodes() if n.op == "qspmm")
         first = artifact_dir / _hex_name(node.name)

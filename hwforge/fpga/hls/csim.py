@@ -1,7 +1,7 @@
 """C-simulation verifier for optimizer kernels: run the g++-compiled kernel for several steps and compare it
 with the optimizer IR (bit-exact model of the kernel's float32 arithmetic) and with torch.optim itself.
 
-Why two references (DESIGN.md, "Verification"): the IR interpreter must match the kernel bit for bit, which
+Why two references (docs/ARCHITECTURE.md, "Verification"): the IR interpreter must match the kernel bit for bit, which
 catches any emitter or kernel bug however small; torch.optim is the float reference the user cares about and is
 compared with stated tolerances, because torch's CPU ``sqrt`` (MKL) is not always correctly rounded while the
 kernel's is (docs/smartupdate.md). The fp16 copy must equal the kernel's own fp32 result rounded by torch's
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwforge.compiler.optim import OptimizerSpec, topk_count
 from hwforge.errors import ConfigError
+from hwforge.ir.optim_spec import OptimizerSpec, topk_count
 
 RTOL = 1e-5
 ATOL = 1e-6

@@ -9,10 +9,14 @@ Memory interface: every vector the kernel reads or writes is an ``m_axi`` port o
 stream at the same time); a read-modify-write vector (param, optimizer states) has an input and an output port
 that the host binds to the same buffer. Beats carry ``LANES`` = 16 elements (512 bits of float32, 256 bits of
 float16), so buffers are padded by the host to whole beats; ``n`` counts real elements.
+
+Every C++ file starts with the generated-file header (`hwforge.generated`, `generated_header`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +25,7 @@ import jinja2
 import numpy as np
 
 from hwforge.errors import ConfigError, UnsupportedOpError
+from hwforge.generated import header
 from hwforge.ir import Graph
 
 LANES = 16
@@ -245,14 +250,25 @@ def _banks(model: KernelModel) -> dict[str, str]:
     return {b: f"HBM[{i}]" for i, b in enumerate(buffers)}
 
 
-def _context(graph: Graph, options: HlsOptions) -> dict[str, Any]:
+def generated_header(graph: Graph, options: HlsOptions, spec: Any = None) -> str:
+    """The generated-file header of the C++ files (`hwforge.generated`): the HLS options, the IR graph and,
+    when known, the optimizer spec (every hyperparameter)."""
+    config: dict[str, Any] = {"hls": dataclasses.asdict(options), "graph": graph.name}
+    if spec is not None:
+        config["optimizer"] = json.loads(spec.to_json())
+    return header("hwforge.fpga.hls.emit", config)
+
+
+def _context(graph: Graph, options: HlsOptions, spec: Any = None) -> dict[str, Any]:
     model = kernel_model(graph, options)
-    return {"k": model, "LANES": LANES, "chunk_beats": options.chunk // LANES, "banks": _banks(model)}
+    return {"k": model, "LANES": LANES, "chunk_beats": options.chunk // LANES, "banks": _banks(model),
+            "header": generated_header(graph, options, spec)}
 
 
-def kernel_source(graph: Graph, options: HlsOptions | None = None) -> tuple[str, str, str]:
-    """(kernel name, header text, kernel C++ text): what the C simulation compiles."""
-    ctx = _context(graph, options or HlsOptions())
+def kernel_source(graph: Graph, options: HlsOptions | None = None, spec: Any = None) -> tuple[str, str, str]:
+    """(kernel name, header text, kernel C++ text): what the C simulation compiles. With ``spec`` (the
+    OptimizerSpec the graph was lowered from) the files are exactly those `render` puts in an artifact."""
+    ctx = _context(graph, options or HlsOptions(), spec)
     env = _env()
     return (ctx["k"].name, env.get_template("kernel.h.j2").render(**ctx),
             env.get_template("kernel.cpp.j2").render(**ctx))
@@ -261,7 +277,7 @@ def kernel_source(graph: Graph, options: HlsOptions | None = None) -> tuple[str,
 def render(graph: Graph, spec: Any, options: HlsOptions | None = None) -> dict[str, str]:
     """All generated files keyed by artifact path: ``hls/<kernel>.{h,cpp}``, ``host/host.cpp``, ``Makefile``,
     ``link.cfg``. ``spec`` (an OptimizerSpec) supplies the host program's per-step scalar formulas."""
-    ctx = {**_context(graph, options or HlsOptions()), "spec": spec}
+    ctx = {**_context(graph, options or HlsOptions(), spec), "spec": spec}
     env = _env()
     name = ctx["k"].name
     return {

@@ -4,10 +4,11 @@ Why ctypes on the kernel itself: the updater the storage-offloaded trainer runs 
 code that goes to the FPGA (same C++ file, only the beat types differ), so the trainer exercises and verifies
 the hardware's arithmetic. ctypes.CDLL releases the GIL during the call, so worker threads update in parallel.
 
-Libraries are cached under ``cache_root()/hls/<sha256 of source and flags>`` (``$HWFORGE_BUILD_CACHE``, as the
-Verilator builds), built into a temporary file and renamed, under a file lock, so concurrent processes never
-see half a library. A ``build.json`` beside the library records the kernel's source hash and code-generation
-options; `NativeUpdater.load` re-derives the source from the spec and refuses a library built for another one.
+Libraries are cached under ``cache_root()/hls/<sha256 of source, flags and g++ version>``
+(``$HWFORGE_BUILD_CACHE``, as the Verilator builds), built into a temporary file and renamed, under a file
+lock, so concurrent processes never see half a library. A ``build.json`` beside the library records the
+kernel's source hash and code-generation options; `NativeUpdater.load` re-derives the source from the spec and
+refuses a library built for another one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 import subprocess
@@ -26,11 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from hwforge.buildcache import cache_root, locked
+from hwforge.buildcache import cache_root, digest, locked, tool_version
 from hwforge.errors import ConfigError, MissingToolError
 from hwforge.fpga.hls.emit import HlsOptions, kernel_model, kernel_source
+from hwforge.ir.optim_lowering import lower_optimizer
 
 CXXFLAGS = ("-std=c++17", "-O2", "-ffp-contract=off", "-fno-strict-aliasing", "-shared", "-fPIC")
+#: Bump when `compile_kernel` builds differently in a way the key does not show.
+BUILD_RECIPE = "1"
 
 
 @functools.cache
@@ -51,10 +54,11 @@ def hls_cache_dir() -> Path:
 
 
 def source_digest(name: str, header: str, source: str) -> str:
-    h = hashlib.sha256()
-    for part in (name, header, source, " ".join(cxxflags())):
-        h.update(part.encode() + b"\0")
-    return h.hexdigest()
+    """The build key: kernel text, compiler flags and the g++ that compiles them (`hwforge.buildcache`)."""
+    from hwforge.toolchain import cxx_compiler
+
+    return digest("hls-native", BUILD_RECIPE, name, header, source, " ".join(cxxflags()),
+                  tool_version(cxx_compiler(), "--version"))
 
 
 def compile_kernel(name: str, header: str, source: str, cache_dir: Path | None = None,
@@ -106,8 +110,6 @@ class NativeUpdater:
     """The optimizer kernel for one `OptimizerSpec`, compiled and loaded; `step` updates numpy arrays in place."""
 
     def __init__(self, library_path: Path, spec: Any, options: HlsOptions) -> None:
-        from hwforge.compiler.optim import lower_optimizer
-
         self.spec = spec
         self.options = options
         self.library_path = Path(library_path)
@@ -126,10 +128,8 @@ class NativeUpdater:
     def build(cls, spec: Any, cache_dir: str | os.PathLike | None = None,
               options: HlsOptions | None = None) -> NativeUpdater:
         """Emit the HLS C++ for ``spec``, g++-compile it (cached by source sha256) and load it."""
-        from hwforge.compiler.optim import lower_optimizer
-
         options = options or HlsOptions()
-        name, header, source = kernel_source(lower_optimizer(spec, 1), options)
+        name, header, source = kernel_source(lower_optimizer(spec, 1), options, spec)
         meta = {"spec": json.loads(spec.to_json()), "options": dataclasses.asdict(options)}
         lib = compile_kernel(name, header, source, Path(cache_dir) if cache_dir else None, meta)
         return cls(lib, spec, options)
@@ -145,8 +145,6 @@ class NativeUpdater:
     @classmethod
     def load(cls, library_path: str | os.PathLike, spec: Any) -> NativeUpdater:
         """Load a library `build` produced (e.g. in another process); it must have been built for ``spec``."""
-        from hwforge.compiler.optim import lower_optimizer
-
         path = Path(library_path)
         meta_path = path.parent / "build.json"
         try:
@@ -154,7 +152,7 @@ class NativeUpdater:
             options = HlsOptions(**meta["options"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ConfigError(f"{path}: not a NativeUpdater library (no readable {meta_path.name}: {e})") from None
-        name, header, source = kernel_source(lower_optimizer(spec, 1), options)
+        name, header, source = kernel_source(lower_optimizer(spec, 1), options, spec)
         if not path.is_file() or source_digest(name, header, source) != meta.get("source_sha256"):
             raise ConfigError(f"{path} was not built for this optimizer spec ({spec.kind}, "
                               f"grad_format={spec.grad_format}, half_copy={spec.half_copy}) with this machine's "

@@ -35,15 +35,15 @@ class WorkerCrashed(HwforgeError):
 
 def build_kernel(cfg: OffloadConfig) -> tuple[Any, Any]:
     """(spec, updater): the optimizer spec taken from the equivalent torch optimizer, compiled natively (cached)."""
-    from hwforge.compiler import OptimizerSpec
     from hwforge.fpga import NativeUpdater
+    from hwforge.ir.optim_spec import OptimizerSpec
 
     spec = OptimizerSpec.from_torch(cfg.make_optimizer([torch.nn.Parameter(torch.zeros(1))]),
                                     grad_format=cfg.grad_format, half_copy=False)
     return spec, NativeUpdater.build(spec, cache_dir=cfg.cache_dir)
 
 
-_PRELOAD = ["hwforge.host.offload.worker", "hwforge.compiler", "hwforge.fpga"]
+_PRELOAD = ["hwforge.host.offload.worker", "hwforge.ir", "hwforge.fpga"]
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -39,8 +39,8 @@ def _lock(store: DeviceStore, timeout: float = 60.0) -> int:
 
 def load_updater(library: str, spec_json: str) -> Any:
     """The compiled kernel, loaded from its shared library (built by the host with `NativeUpdater.build`)."""
-    from hwforge.compiler import OptimizerSpec
     from hwforge.fpga import NativeUpdater
+    from hwforge.ir.optim_spec import OptimizerSpec
 
     return NativeUpdater.load(library, OptimizerSpec.from_json(spec_json))
 

@@ -13,9 +13,10 @@ Every check happens here with a message that names the option.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
-from hwforge.errors import ConfigError
+from hwforge.options import OptionError, Options, option
 
 LINE_BYTES = 64
 LINE_BITS = 8 * LINE_BYTES
@@ -30,7 +31,7 @@ def _pow2(v: int) -> bool:
 
 
 @dataclass(frozen=True)
-class SnfConfig:
+class SnfConfig(Options):
     """One `SnfAccelerator` instance plus the run-time policy its programs use.
 
     Hardware:
@@ -55,61 +56,57 @@ class SnfConfig:
     - ``active_engines``: engines the program uses (0 = all).
     """
 
-    engines: int = 1
-    cache_kb: int = 8
-    ways: int = 4
-    feat_bits: int = 16
-    acc_bits: int = 32
-    bus_width: int = 32
-    lanes: int = 16
-    max_row_lines: int = 8
-    max_chunk: int = 16
-    max_tiles: int = 8
-    policy: str = "dynamic"
-    slice_lines: int = 1
-    tiles: int = 4
-    candidates: tuple[int, ...] = (1, 2, 4)
-    chunk: int = 4
-    active_engines: int = 0
+    OWNER: ClassVar[str] = "snf"
+    LOWER_CASE: ClassVar[tuple[str, ...]] = ("policy",)
+
+    engines: int = option(1, "aggregation engines", lo=1, hi=8, kind="hardware")
+    cache_kb: int = option(8, "shared feature cache KiB (power of two), 64-byte lines, true LRU", lo=1, hi=1024,
+                           kind="hardware")
+    ways: int = option(4, "cache associativity", choices=(1, 2, 4, 8), kind="hardware")
+    feat_bits: int = option(16, "feature, edge-value and output bits (signed fixed point)", choices=(8, 16),
+                            kind="hardware")
+    acc_bits: int = option(32, "accumulator bits (two's-complement wrap)", lo=16, hi=32, kind="hardware")
+    bus_width: int = option(32, "memory data bits", choices=(32, 64, 128), kind="hardware")
+    lanes: int = option(16, "MACs per engine: a multiple of the elements per bus word dividing the elements per "
+                            "line", lo=1, hi=64, kind="hardware")
+    max_row_lines: int = option(8, "largest feature row in 64-byte lines", lo=1, hi=64, kind="hardware")
+    max_chunk: int = option(16, "largest chunk of destination rows dealt to one engine", lo=1, hi=256,
+                            kind="hardware")
+    max_tiles: int = option(8, "largest vertex-tile count (policy tiling)", lo=1, hi=64, kind="hardware")
+    policy: str = option("dynamic", "none (whole rows), static (slice_lines per slice), dynamic (try the candidates "
+                                    "on the first rounds, keep the fastest per line), tiling (source-vertex tiles, "
+                                    "the GCNAX/EnGN-style baseline)", choices=POLICIES, kind="program")
+    slice_lines: int = option(1, "lines per slice (policy static)", lo=1, hi=64, kind="program")
+    tiles: int = option(4, "source-vertex tiles (policy tiling)", lo=1, hi=64, kind="program")
+    candidates: tuple[int, ...] = option((1, 2, 4), "slice widths in lines the dynamic tuner tries",
+                                         kind="program")
+    chunk: int = option(4, "destination rows per chunk, dealt round-robin to engines", lo=1, hi=256,
+                        kind="program")
+    active_engines: int = option(0, "engines the program uses (0 = all)", lo=0, hi=8, kind="program")
 
     def __post_init__(self) -> None:
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"snf: {name}={getattr(self, name)!r} {why}")
+        self.check_fields()
 
-        def need_int(name: str, lo: int, hi: int) -> None:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-                raise bad(name, f"must be an integer in {lo}..{hi}")
+        def bad(name: str, why: str) -> OptionError:
+            return OptionError(self.OWNER, name, getattr(self, name), why)
 
-        need_int("engines", 1, 8)
-        need_int("cache_kb", 1, 1024)
         if not _pow2(self.cache_kb):
             raise bad("cache_kb", "must be a power of two")
-        if self.ways not in (1, 2, 4, 8):
-            raise bad("ways", "must be 1, 2, 4 or 8")
-        if self.feat_bits not in (8, 16):
-            raise bad("feat_bits", "must be 8 or 16")
-        need_int("acc_bits", 16, 32)   # wraps (CONTRACTS); 32-bit partial sums bound it
-        if self.bus_width not in (32, 64, 128):
-            raise bad("bus_width", "must be 32, 64 or 128")
-        need_int("lanes", 1, self.elems_per_line)
-        if self.lanes % self.per_word or self.elems_per_line % self.lanes:
+        if self.lanes > self.elems_per_line or self.lanes % self.per_word or self.elems_per_line % self.lanes:
             raise bad("lanes", f"must be a multiple of {self.per_word} (elements per bus word) dividing "
                                f"{self.elems_per_line} (elements per 64-byte line)")
-        need_int("max_row_lines", 1, 64)
-        need_int("max_chunk", 1, 256)
-        need_int("max_tiles", 1, 64)
-        if self.policy not in POLICIES:
-            raise bad("policy", f"is unknown; choose one of {', '.join(POLICIES)}")
-        need_int("slice_lines", 1, self.max_row_lines)
-        need_int("tiles", 1, self.max_tiles)
+        if self.slice_lines > self.max_row_lines:
+            raise bad("slice_lines", f"must be in 1..max_row_lines={self.max_row_lines}")
+        if self.tiles > self.max_tiles:
+            raise bad("tiles", f"must be in 1..max_tiles={self.max_tiles}")
         cands = self.candidates
-        if (not isinstance(cands, tuple) or not 1 <= len(cands) <= MAX_CANDIDATES
-                or not all(isinstance(c, int) and 1 <= c <= self.max_row_lines for c in cands)):
-            raise ConfigError(f"snf: candidates={cands!r} must be 1..{MAX_CANDIDATES} slice widths in "
-                              f"1..max_row_lines={self.max_row_lines} lines")
-        need_int("chunk", 1, self.max_chunk)
-        need_int("active_engines", 0, self.engines)
+        if not 1 <= len(cands) <= MAX_CANDIDATES or not all(1 <= c <= self.max_row_lines for c in cands):
+            raise bad("candidates", f"must be 1..{MAX_CANDIDATES} slice widths in 1..max_row_lines="
+                                    f"{self.max_row_lines} lines")
+        if self.chunk > self.max_chunk:
+            raise bad("chunk", f"must be in 1..max_chunk={self.max_chunk}")
+        if self.active_engines > self.engines:
+            raise bad("active_engines", f"must be in 0..engines={self.engines}")
 
     # ---- derived sizes ---------------------------------------------------------------------------------
     @property
@@ -163,28 +160,9 @@ class SnfConfig:
 
     @classmethod
     def from_options(cls, options: dict[str, str]) -> SnfConfig:
-        """Build a config from ``--set key=value`` strings; errors name the key and say what is allowed.
-
-        ``candidates`` is a comma-separated list of slice widths in lines, e.g. ``candidates=4,2,1``.
-        """
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, object] = {}
-        for key, raw in options.items():
-            if key not in known:
-                raise ConfigError(f"snf: unknown option {key!r}; known options: {', '.join(sorted(known))}")
-            text = str(raw).strip()
-            if key == "policy":
-                kwargs[key] = text.lower()
-                continue
-            try:
-                if key == "candidates":
-                    kwargs[key] = tuple(int(t, 0) for t in text.split(",") if t.strip())
-                else:
-                    kwargs[key] = int(text, 0)
-            except ValueError:
-                raise ConfigError(f"snf: option {key}={raw!r} is not an integer"
-                                  + (" list" if key == "candidates" else "")) from None
-        return cls(**kwargs)  # type: ignore[arg-type]
+        """Build a config from ``--set key=value`` strings (`Options.from_sets`); ``candidates`` is a
+        comma-separated list of slice widths in lines, e.g. ``candidates=4,2,1``."""
+        return cls.from_sets(options)
 
 
 def hardware_config(hw: dict) -> SnfConfig:

@@ -1,7 +1,8 @@
 """Emit the snf accelerator's Verilog and run programs on it under Verilator (cocotb), like the gemm target.
 
 Verilog depends only on the hardware fields of `SnfConfig` (`SnfConfig.hw_key`) and the fault, so programs
-of every policy share one build. Text is memoised on disk keyed by those fields and a hash of the RTL sources.
+of every policy share one build; its generated-file header (`hwforge.generated`) lists exactly those. Text is
+memoised on disk keyed by those fields and the generator hash (`hwforge.rtl.emit`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hwforge.errors import ConfigError
+from hwforge.generated import header
 from hwforge.rtl.emit import convert_cached
 from hwforge.rtl.gcn.config import SnfConfig, hardware_config
 from hwforge.rtl.gcn.program import Program
@@ -23,8 +25,11 @@ TOP_NAME = "snf_accel"
 
 
 def _emit(hw: tuple, fault: str | None, kind: str) -> str:
-    return convert_cached(lambda: SnfAccelerator(hardware_config(dict(hw)), fault), TOP_NAME,
+    text = convert_cached(lambda: SnfAccelerator(hardware_config(dict(hw)), fault), TOP_NAME,
                           [[list(pair) for pair in hw], fault], kind)
+    # the hardware fields only: they are all the Verilog depends on (programs of every policy share it)
+    config = {**dict(hw), "fault": fault or "none", "top": TOP_NAME}
+    return header("hwforge.rtl.gcn.SnfAccelerator", config, "//" if kind == "v" else "#") + "\n" + text
 
 
 def _hw(cfg: SnfConfig) -> tuple:

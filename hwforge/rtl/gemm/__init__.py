@@ -7,7 +7,7 @@ Public entry points: `GemmConfig` / `GemmLayer` (parameters), `build_program` / 
 
 from hwforge.rtl.gemm.config import GemmConfig, GemmLayer, min_acc_width
 from hwforge.rtl.gemm.core import FAULTS, TRAFFIC_CLASSES, GemmCore
-from hwforge.rtl.gemm.cycles import fold_cycles_formula, rtl_compute_cycles
+from hwforge.rtl.gemm.cycles import fold_cycles_formula, roofline_cycles, rtl_compute_cycles
 from hwforge.rtl.gemm.gather import conv2d_gather, flatten_gather
 from hwforge.rtl.gemm.program import DESC_WORDS, F, LayerPlan, Program, build_program, pack, reference, unpack
 from hwforge.rtl.gemm.sim import SimResult, emit_rtlil, emit_verilog, simulate, testbench_verilog
@@ -17,5 +17,5 @@ __all__ = [
     "CLASS_COUNTERS", "COUNTERS", "DESC_WORDS", "F", "FAULTS", "TRAFFIC_CLASSES", "GemmAccelerator", "GemmConfig",
     "GemmCore", "GemmLayer", "LayerPlan", "Program", "SimResult", "build_program", "conv2d_gather", "counters",
     "emit_rtlil", "emit_verilog", "flatten_gather", "fold_cycles_formula", "min_acc_width", "pack", "reference",
-    "rtl_compute_cycles", "simulate", "testbench_verilog", "unpack",
+    "roofline_cycles", "rtl_compute_cycles", "simulate", "testbench_verilog", "unpack",
 ]

@@ -8,12 +8,14 @@ rather than failing later inside Amaranth or Verilator. `GemmLayer` is one quant
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from hwforge.errors import ConfigError
 from hwforge.ir.quant import MAX_SHIFT, MULT_BITS, qrange
+from hwforge.options import OptionError, Options, option
 
 DATAFLOWS = ("os", "ws")
 WIDTHS = (4, 8, 16)
@@ -32,8 +34,8 @@ def min_acc_width(width: int) -> int:
 
 
 @dataclass(frozen=True)
-class GemmConfig:
-    """Hardware parameters of one `GemmAccelerator` instance.
+class GemmConfig(Options):
+    """Hardware parameters of one `GemmAccelerator` instance; also the `gemm` target's options.
 
     - ``rows`` x ``cols``: PE array shape (1..32 each).
     - ``width``: operand and output bits (4, 8 or 16); ``acc_width``: accumulator bits (2*width+1 .. 48, and
@@ -46,45 +48,41 @@ class GemmConfig:
     - ``bus_width``: memory data bits (32, 64 or 128).
     """
 
-    rows: int = 4
-    cols: int = 4
-    width: int = 8
-    acc_width: int = 32
-    dataflow: str = "os"
-    op_depth: int = 256
-    out_depth: int = 1024
-    bus_width: int = 32
+    OWNER: ClassVar[str] = "gemm"
+    LOWER_CASE: ClassVar[tuple[str, ...]] = ("dataflow",)
+
+    rows: int = option(4, "PE array rows", lo=1, hi=32)
+    cols: int = option(4, "PE array columns", lo=1, hi=32)
+    width: int = option(8, "operand and activation bits (the quantisation pass uses the same width)",
+                        choices=WIDTHS)
+    acc_width: int = option(32, "accumulator bits, 2*width+1..48 (32 for width 16); the integer reference wraps "
+                                "exactly where the hardware does", lo=9, hi=48)
+    dataflow: str = option("os", "os (output-stationary) or ws (weight-stationary)", choices=DATAFLOWS)
+    op_depth: int = option(256, "entries per lane of the operand and accumulator buffers; OS needs K <= op_depth, "
+                                "WS tiles M by it", lo=2, hi=65536)
+    out_depth: int = option(1024, "elements in the output staging buffer (one row block, rows padded to whole "
+                                  "memory words)", lo=1, hi=1 << 20)
+    bus_width: int = option(32, "memory data bits", choices=BUS_WIDTHS)
 
     def __post_init__(self) -> None:
-        for name in ("rows", "cols"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or not 1 <= v <= 32:
-                raise ConfigError(f"gemm: {name}={v!r} is impossible; the PE array side must be 1..32")
-        if self.width not in WIDTHS:
-            raise ConfigError(f"gemm: width={self.width!r} is not supported; choose one of 4, 8, 16")
+        self.check_fields()
         lo = min_acc_width(self.width)
-        if not isinstance(self.acc_width, int) or not lo <= self.acc_width <= 48:
-            raise ConfigError(
-                f"gemm: acc_width={self.acc_width!r} must be {lo}..48 for width={self.width} "
-                f"(a product is {2 * self.width} bits, plus one guard bit below 32-bit accumulators)")
-        if self.dataflow not in DATAFLOWS:
-            raise ConfigError(f"gemm: dataflow={self.dataflow!r} is unknown; choose 'os' or 'ws'")
-        if self.bus_width not in BUS_WIDTHS:
-            raise ConfigError(f"gemm: bus_width={self.bus_width!r} must be 32, 64 or 128")
+        if not lo <= self.acc_width <= 48:
+            raise OptionError("gemm", "acc_width", self.acc_width,
+                              f"must be {lo}..48 for width={self.width} (a product is {2 * self.width} bits, plus "
+                              "one guard bit below 32-bit accumulators)")
         need = max(self.rows, self.cols, 2)
-        if not isinstance(self.op_depth, int) or not need <= self.op_depth <= 65536:
-            raise ConfigError(
-                f"gemm: op_depth={self.op_depth!r} must be {need}..65536 (at least max(rows, cols) entries "
-                "per buffer lane)")
+        if self.op_depth < need:
+            raise OptionError("gemm", "op_depth", self.op_depth,
+                              f"must be {need}..65536 (at least max(rows, cols) entries per buffer lane)")
         need = self.rows * self.per_word
-        if not isinstance(self.out_depth, int) or self.out_depth < need or self.out_depth > 1 << 20:
-            raise ConfigError(
-                f"gemm: out_depth={self.out_depth!r} is too small: the output buffer must hold at least "
-                f"rows*elements_per_word = {self.rows}*{self.per_word} = {need} elements (and <= 2**20)")
+        if self.out_depth < need:
+            raise OptionError("gemm", "out_depth", self.out_depth,
+                              f"is too small: the output buffer must hold at least rows*elements_per_word = "
+                              f"{self.rows}*{self.per_word} = {need} elements")
         if self.out_depth % self.per_word:
-            raise ConfigError(
-                f"gemm: out_depth={self.out_depth} must be a multiple of {self.per_word} "
-                "(elements per memory word)")
+            raise OptionError("gemm", "out_depth", self.out_depth,
+                              f"must be a multiple of {self.per_word} (elements per memory word)")
 
     @property
     def container_bits(self) -> int:
@@ -98,20 +96,8 @@ class GemmConfig:
 
     @classmethod
     def from_options(cls, options: dict[str, str]) -> GemmConfig:
-        """Build a config from ``--set key=value`` strings; errors name the key and say what is allowed."""
-        known = {f.name: f for f in fields(cls)}
-        kwargs: dict[str, object] = {}
-        for key, raw in options.items():
-            if key not in known:
-                raise ConfigError(f"gemm: unknown option {key!r}; known options: {', '.join(known)}")
-            if key == "dataflow":
-                kwargs[key] = str(raw).strip().lower()
-                continue
-            try:
-                kwargs[key] = int(str(raw).strip(), 0)
-            except ValueError:
-                raise ConfigError(f"gemm: option {key}={raw!r} is not an integer") from None
-        return cls(**kwargs)  # type: ignore[arg-type]
+        """Build a config from ``--set key=value`` strings (`Options.from_sets`)."""
+        return cls.from_sets(options)
 
 
 @dataclass

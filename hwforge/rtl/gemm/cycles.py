@@ -45,3 +45,18 @@ def rtl_compute_cycles(cfg: GemmConfig, M: int, K: int, N: int, m_tile: int | No
         folds += f
         cycles += c
     return folds, cycles
+
+
+def roofline_cycles(cfg: GemmConfig, M: int, K: int, N: int, m_tile: int | None = None,
+                    a_elements: int | None = None) -> int:
+    """The bound of one layer: ``max(compute cycles, bytes / bus bytes per cycle)``.
+
+    Bytes are what a perfect memory system must move at least once: the distinct A elements (``a_elements``,
+    e.g. the source tensor of an im2col gather; default ``M*K``), the weights, the int32 bias and the output,
+    in the array's memory containers. Measured cycles over this bound is the figure of merit.
+    """
+    cb = cfg.container_bits // 8
+    a = M * K if a_elements is None else a_elements
+    moved = (a + N * K + M * N) * cb + 4 * N
+    _, compute = rtl_compute_cycles(cfg, M, K, N, m_tile)
+    return max(compute, _ceil(moved, cfg.bus_width // 8))

@@ -1,8 +1,9 @@
 """Emit the gemm accelerator's Verilog/RTLIL and run programs on it under Verilator (via cocotb).
 
-`emit_verilog` is deterministic (no source locations, fixed names). Because Amaranth elaboration plus Yosys
-takes seconds, the text is also memoised on disk, keyed by the configuration, the fault and a hash of the RTL
-generator sources, so a test session or a CLI call pays for it once.
+`emit_verilog` is deterministic (no source locations, fixed names) and starts with the generated-file header
+(`hwforge.generated`: every `GemmConfig` field, the fault and the counter variant). Because Amaranth
+elaboration plus Yosys takes seconds, the text is also memoised on disk, keyed by the configuration, the fault
+and the generator hash (`hwforge.rtl.emit`), so a test session or a CLI call pays for it once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hwforge.errors import ConfigError
+from hwforge.generated import header
 from hwforge.rtl.emit import convert_cached
 from hwforge.rtl.gemm.config import GemmConfig
 from hwforge.rtl.gemm.core import check_fault
@@ -27,7 +29,9 @@ TOP_NAME = "gemm_accel"
 def _emit(cfg: GemmConfig, fault: str | None, kind: str, classes: bool) -> str:
     # the cache key of the plain design is what it always was; the classes variant appends a marker
     params = [dataclasses.asdict(cfg), fault] + (["classes"] if classes else [])
-    return convert_cached(lambda: GemmAccelerator(cfg, fault, classes), TOP_NAME, params, kind)
+    text = convert_cached(lambda: GemmAccelerator(cfg, fault, classes), TOP_NAME, params, kind)
+    config = {**dataclasses.asdict(cfg), "fault": fault or "none", "classes": classes, "top": TOP_NAME}
+    return header("hwforge.rtl.gemm.GemmAccelerator", config, "//" if kind == "v" else "#") + "\n" + text
 
 
 def emit_verilog(cfg: GemmConfig, fault: str | None = None, classes: bool = False) -> str:

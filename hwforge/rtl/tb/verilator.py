@@ -1,16 +1,16 @@
 """Build and run a `mem_tb.v.j2` testbench on Verilator through cocotb's runner, with a build cache.
 
 Verilator builds take tens of seconds, so build directories are keyed by the sha256 of everything that
-affects the binary (all Verilog text, build arguments, Verilator version) under a cache root
-(``$HWFORGE_BUILD_CACHE`` or ``~/.cache/hwforge/verilator``). A finished build leaves a ``.complete`` marker;
-later runs skip straight to the simulation, and a file lock keeps concurrent processes from building the same
-directory twice. Run-time settings (memory image, seed, stalls, latency) are plusargs, so they never cause a
-rebuild.
+affects the binary (`build_key`: all Verilog text, the testbench included; the build arguments and recipe; the
+Verilator version and root; cocotb, whose runner writes the Makefile and whose libraries are linked in; the g++
+Verilator compiles with) under a cache root (``$HWFORGE_BUILD_CACHE`` or ``~/.cache/hwforge/verilator``). A
+finished build leaves a ``.complete`` marker; later runs skip straight to the simulation, and a file lock keeps
+concurrent processes from building the same directory twice. Run-time settings (memory image, seed, stalls,
+latency) are plusargs, so they never cause a rebuild.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -18,14 +18,17 @@ from pathlib import Path
 
 import jinja2
 
-from hwforge.buildcache import cache_root, locked
+from hwforge.buildcache import cache_root, digest, locked, tool_version
 from hwforge.errors import MissingToolError
-from hwforge.toolchain import activate_verilator
+from hwforge.generated import header
+from hwforge.toolchain import activate_verilator, cxx_compiler, verilator_version
 
 TB_NAME = "hwforge_tb"
 BUILD_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-initial", "0"]
 TEST_MODULE = "hwforge.rtl.tb.cocotb_mem_tb"
 DEFAULT_DEPTH = 1 << 22
+#: Bump when `build` changes in a way the key does not show (other runner arguments, extra build steps).
+BUILD_RECIPE = "1"
 
 
 def default_cache_dir() -> Path:
@@ -37,9 +40,23 @@ def render_mem_tb(dut: str, counters: list[str], bus_width: int, depth: int = DE
     """The wrapper Verilog for a DUT with ``start``/``done``/``mem`` ports and 32-bit counter outputs."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("hwforge.rtl.tb", "."), keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
+    config = {"dut": dut, "counters": list(counters), "bus_width": bus_width, "depth": depth, "name": TB_NAME}
     return env.get_template("mem_tb.v.j2").render(
         name=TB_NAME, dut=dut, counters=counters, bus_width=bus_width, depth=depth,
-        addr_bits=max(1, (depth - 1).bit_length()), payload_width=33 + bus_width)
+        addr_bits=max(1, (depth - 1).bit_length()), payload_width=33 + bus_width,
+        header=header("hwforge.rtl.tb.verilator.render_mem_tb", config))
+
+
+def build_key(sources: dict[str, str], root: Path) -> str:
+    """sha256 of everything a Verilator build of ``sources`` depends on (see the module docstring)."""
+    import cocotb
+
+    parts: list[str | bytes] = ["verilator-build", BUILD_RECIPE, TB_NAME, " ".join(BUILD_ARGS), str(root),
+                                verilator_version(), f"cocotb {cocotb.__version__} {Path(cocotb.__file__).parent}",
+                                tool_version(cxx_compiler(), "--version")]
+    for name in sorted(sources):
+        parts += [name, sources[name]]
+    return digest(*parts)
 
 
 def build(sources: dict[str, str], cache_dir: Path | None = None) -> Path:
@@ -48,12 +65,7 @@ def build(sources: dict[str, str], cache_dir: Path | None = None) -> Path:
     from cocotb_tools.runner import get_runner
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    h = hashlib.sha256()
-    for name in sorted(sources):
-        h.update(name.encode() + b"\0" + sources[name].encode() + b"\0")
-    h.update(" ".join(BUILD_ARGS).encode())
-    h.update(str(root).encode())
-    build_dir = cache / h.hexdigest()[:24]
+    build_dir = cache / build_key(sources, root)[:24]
     with locked(cache / (build_dir.name + ".lock")):
         if (build_dir / ".complete").exists():
             return build_dir

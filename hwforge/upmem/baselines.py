@@ -1,28 +1,26 @@
-"""Baseline DPU kernels for low-bit GEMM (integer MAC, bit-serial T-MAC-style LUT) and the generic host side.
+"""Baseline DPU kernels for low-bit GEMM: an integer MAC kernel and a bit-serial T-MAC-style LUT kernel.
 
 Both baselines compute ``y[m, n] = sum_k levels[wc[n, k]] * ac[m, k]`` (int32), the same contract as the
 LOCALUT kernel (`hwforge.ir.quant_lowbit.lowbit_matmul_int`), so the three are interchangeable in the
 ``localut`` target and comparable in the benchmark. Output channels (weight rows) are sharded across DPUs in
 contiguous blocks and every DPU gets all activation rows, unless that leaves too few channels per DPU; then the
-DPUs also split the activation rows (`grid`, the same rule for all three kernels). Inside a DPU, tasklets share
-an activation tile in WRAM and split the DPU's channels round-robin. The output is channel-major
-(``out[n][M_PAD]`` int32 per DPU) so that a tasklet writes whole 8-byte-aligned blocks; `decode_output` turns the
-DPUs' bytes back into ``M x N``.
+DPUs also split the activation rows (`hwforge.upmem.dpu_kernel.grid`, the same rule for all three kernels).
+Inside a DPU, tasklets share an activation tile in WRAM and split the DPU's channels round-robin. The output is
+channel-major (``out[n][M_PAD]`` int32 per DPU) so that a tasklet writes whole 8-byte-aligned blocks;
+`decode_output` turns the DPUs' bytes back into ``M x N``.
 
-The host side is one program for every kernel (templates/host.c.j2): it reads ``layout.txt``, ``args.bin`` and
-one ``<symbol>.bin`` per MRAM input from a data directory that `kernel_files` writes.
+Both return a `DpuKernel`; the generic host program that runs them (and the LOCALUT kernel) is in
+`hwforge.upmem.dpu_kernel`.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 import numpy as np
 
 from hwforge.errors import ConfigError
+from hwforge.generated import header
 from hwforge.ir.quant_lowbit import bit_linear
-from hwforge.upmem.kernel import DpuKernel
+from hwforge.upmem.dpu_kernel import DpuKernel, grid, render
 
 WRAM_BYTES = 64 * 1024
 STACK_BYTES = 1024          # per tasklet, reserved out of WRAM for stacks (the SDK's default stack size)
@@ -35,50 +33,8 @@ ARGS = (("uint32_t", "rows_n"), ("uint32_t", "m_rows"), ("uint32_t", "k_len"), (
 BITSERIAL_ARGS = (("uint32_t", "rows_n"), ("uint32_t", "m_rows"), ("uint32_t", "k_bytes"), ("uint32_t", "pad"))
 
 
-@cache
-def _env():
-    import jinja2
-
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              trim_blocks=False, lstrip_blocks=False)
-
-
-def render(template: str, **values) -> str:
-    return _env().get_template(template).render(**values)
-
-
 def _ceil(x: int, q: int) -> int:
     return -(-x // q) * q
-
-
-def shard(n: int, nr_dpus: int) -> list[tuple[int, int]]:
-    """Contiguous blocks of output channels, ``(start, count)`` per DPU; at most ``n`` DPUs get work."""
-    if nr_dpus < 1:
-        raise ConfigError(f"dpus must be >= 1, got {nr_dpus}")
-    per = -(-n // min(nr_dpus, n))
-    return [(s, min(per, n - s)) for s in range(0, n, per)]
-
-
-#: Below this many output channels per DPU, the DPUs split the activation rows instead (see `grid`).
-MIN_CHANNELS_PER_DPU = 8
-
-
-def grid(m: int, n: int, nr_dpus: int) -> list[tuple[int, int, int, int]]:
-    """Work of each DPU as ``(m_start, m_count, n_start, n_count)``; one rule for every kernel.
-
-    Output channels go to DPUs in contiguous blocks while that leaves at least `MIN_CHANNELS_PER_DPU` per DPU.
-    A layer with fewer channels (digits-fc2: 10 over 4 DPUs) would leave each DPU a few channels and all activation
-    rows, and every kernel repeats per-row work on every DPU (LOCALUT: keys and slices; bit-serial: tables; MAC:
-    tile copies); then the channels go in blocks of `MIN_CHANNELS_PER_DPU` (at least one block) and the remaining
-    DPUs split the activation rows. Same DPU count and data for every kernel; never more DPUs than ``nr_dpus``."""
-    if nr_dpus < 1:
-        raise ConfigError(f"dpus must be >= 1, got {nr_dpus}")
-    if -(-n // min(nr_dpus, n)) >= MIN_CHANNELS_PER_DPU:
-        return [(0, m, s, c) for s, c in shard(n, nr_dpus)]
-    nsh = shard(n, max(1, n // MIN_CHANNELS_PER_DPU))
-    msh = shard(m, max(1, nr_dpus // len(nsh)))
-    return [(ms, mc, ns, nc) for ms, mc in msh for ns, nc in nsh]
 
 
 def _check_operands(wc: np.ndarray, w_levels: np.ndarray, ac: np.ndarray, wbits: int, abits: int) -> None:
@@ -154,8 +110,10 @@ def mac_kernel(wc: np.ndarray, w_levels: np.ndarray, ac: np.ndarray, wbits: int,
         wbuf[:count, :k] = levels[start:start + count]
         dpu_args.append({"rows_n": count, "m_rows": mc, "k_len": k_pad, "pad": 0})
         inputs.append({"weights": wbuf.tobytes(), "acts": _acts(ac[m0:m0 + mc], m_pad, k_pad)})
+    config = {"kernel": "mac", "wbits": wbits, "abits": abits, "dpus": nr_dpus, "tasklets": nr_tasklets, "m": m,
+              "n": n, "k": k, "fault": fault or "none"}
     source = render("mac.c.j2", args=ARGS, k_pad=k_pad, m_pad=m_pad, n_pad=n_pad, mb=mb, kc=kc, msplit=msplit,
-                    fault=fault)
+                    fault=fault, header=header("hwforge.upmem.baselines.mac_kernel", config))
     return DpuKernel(
         name="mac", dpu_source=source, nr_tasklets=nr_tasklets, args=ARGS, dpu_args=tuple(dpu_args),
         mram_inputs=tuple(inputs), output_symbol="out", output_bytes=n_pad * m_pad * 4,
@@ -231,9 +189,11 @@ def bitserial_kernel(wc: np.ndarray, w_levels: np.ndarray, ac: np.ndarray, wbits
         dpu_args.append({"rows_n": count, "m_rows": mc, "k_bytes": -(-k // 8), "pad": 0})
         inputs.append({"planes": buf.tobytes(), "acts": _acts(ac[m0:m0 + mc], m_pad, k_pad)})
     exprs, alu = _index_exprs(g)
+    config = {"kernel": "bitserial", "wbits": wbits, "abits": abits, "g": g, "dpus": nr_dpus, "tasklets": nr_tasklets,
+              "m": m, "n": n, "k": k, "fault": fault or "none"}
     source = render("bitserial.c.j2", args=BITSERIAL_ARGS, wbits=wbits, g=g, k_pad=k_pad, m_pad=m_pad,
                     n_pad=n_pad, mb=mb, msplit=msplit, offset=offset, planes=planes, index_expr=exprs, alu_per_byte=alu,
-                    fault=fault)
+                    fault=fault, header=header("hwforge.upmem.baselines.bitserial_kernel", config))
     return DpuKernel(
         name="bitserial", dpu_source=source, nr_tasklets=nr_tasklets, args=BITSERIAL_ARGS, dpu_args=tuple(dpu_args),
         mram_inputs=tuple(inputs), output_symbol="out", output_bytes=n_pad * m_pad * 4,
@@ -259,62 +219,3 @@ def decode_output(kernel: DpuKernel, raw: bytes) -> np.ndarray:
     return y
 
 
-# ------------------------------------------------------------------------------------------------ host side
-_SIZES = {"uint32_t": 4, "int32_t": 4, "uint64_t": 8}
-_FORMATS = {"uint32_t": "<u4", "int32_t": "<i4", "uint64_t": "<u8"}
-
-
-def pack_args(kernel: DpuKernel, values: dict[str, int]) -> bytes:
-    """One DPU's ``DPU_INPUT_ARGUMENTS`` bytes with C struct alignment (fields 4 or 8 bytes, size rounded up)."""
-    out = bytearray()
-    align = 4
-    for c_type, name in kernel.args:
-        size = _SIZES[c_type]
-        align = max(align, size)
-        out += bytes(-len(out) % size)
-        out += np.array([values[name]], dtype=_FORMATS[c_type]).tobytes()
-    out += bytes(-len(out) % max(align, 8))  # 8-byte multiple: the SDK moves WRAM in 8-byte-aligned blocks
-    return bytes(out)
-
-
-def kernel_files(kernel: DpuKernel) -> dict[str, bytes]:
-    """The data directory the generic host program reads: layout.txt, args.bin, one .bin per MRAM input.
-
-    A symbol whose bytes are the same on every DPU (activations, tables) is stored once and broadcast
-    (``dpu_broadcast_to``); the others hold every DPU's buffer back to back for ``dpu_push_xfer``.
-    """
-    args = b"".join(pack_args(kernel, values) for values in kernel.dpu_args)
-    files = {"args.bin": args}
-    lines = [f"nr_dpus {kernel.nr_dpus}", f"args_bytes {len(args) // kernel.nr_dpus}"]
-    for symbol in sorted(kernel.mram_inputs[0]):
-        bufs = [inputs[symbol] for inputs in kernel.mram_inputs]
-        size = max(len(b) for b in bufs)
-        if all(b == bufs[0] for b in bufs[1:]):
-            files[f"{symbol}.bin"] = bufs[0]
-            lines.append(f"broadcast {symbol} {size}")
-        else:
-            files[f"{symbol}.bin"] = b"".join(b.ljust(size, b"\0") for b in bufs)
-            lines.append(f"symbol {symbol} {size}")
-    lines.append(f"output {kernel.output_symbol} {kernel.output_bytes}")
-    if kernel.meta.get("cycles_symbol"):
-        lines.append(f"cycles {kernel.meta['cycles_symbol']}")
-    files["layout.txt"] = ("\n".join(lines) + "\n").encode()
-    return files
-
-
-MAX_SYMBOLS = 8
-
-
-def host_source() -> str:
-    """The generic host program (one for every kernel and layer)."""
-    return render("host.c.j2", max_symbols=MAX_SYMBOLS)
-
-
-def count_header_stub() -> str:
-    """``hwforge_count.h`` for real DPU builds: the counters compile to nothing (the emulator ships its own)."""
-    return render("hwforge_count_stub.h.j2")
-
-
-def makefile(layers: list[str], nr_tasklets: int) -> str:
-    """Makefile for the real UPMEM toolchain (one DPU binary per layer, one host program)."""
-    return render("Makefile.j2", layers=layers, nr_tasklets=nr_tasklets)

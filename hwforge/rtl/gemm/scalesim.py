@@ -1,13 +1,16 @@
 """Run SCALE-Sim (the ``scalesim`` package) on a single GEMM layer and compare it to the fold formula.
 
-Two entry points:
+It lives in the package (not in ``benchmarks/``) because both ``benchmarks/gemm.py`` and the test suite
+use it.  Two entry points (and ``python -m hwforge.rtl.gemm.scalesim ROWS COLS DATAFLOW M K N`` for one run):
 
 * :func:`scalesim_cycles` runs SCALE-Sim in-process (as a library, not a subprocess) for one GEMM
   ``C[M, N] = A[M, K] @ B[K, N]`` on a ``rows x cols`` systolic array with dataflow ``"os"``, ``"ws"``
   or ``"is"``, and returns the numbers of SCALE-Sim's ``COMPUTE_REPORT.csv``.  All of SCALE-Sim's input
   files (config ``.cfg``, GEMM topology ``.csv``, empty layout ``.csv``) and its reports are written
   under ``workdir``; its prints, progress bars and warnings are swallowed.  ``None`` is returned, with
-  the reason on stderr, when ``scalesim`` is not importable or the simulation fails.
+  the reason on stderr, when ``scalesim`` is not importable or the simulation fails (the benchmark then
+  leaves the column empty); :class:`ScaleSimVersionError` is raised when the installed SCALE-Sim is not
+  one the NumPy-2 patch below was written for.
 * :func:`fold_formula_cycles` is the analytical model of the SCALE-Sim paper (Samajdar et al.,
   ISPASS 2020)::
 
@@ -68,11 +71,26 @@ for every case:
   skewed over ``C`` columns), plus the same global ``-1``.
 * ``is``: same as ``ws`` (``fold_formula_cycles(...) - 1``).
 
-``tests/bench/test_scalesim_runner.py`` checks these relations.
+``tests/bench/test_scalesim_runner.py`` checks these relations.  It is part of the default test suite
+(``scalesim`` is in the ``test`` extra), because SCALE-Sim is the external reference for the ``gemm`` cycle
+model: a missing or unsupported ``scalesim`` fails those tests instead of skipping them.
 
-SCALE-Sim 3.0.0 is incompatible with NumPy >= 2.4 (``int()`` of a 1-element array in
-``double_buffered_scratchpad_mem.service_memory_requests`` raises ``TypeError``); while the simulation
-runs, a scalar-returning ``max`` shim is installed in that one module's globals (and removed after).
+The NumPy 2 patch
+-----------------
+SCALE-Sim 3.0.0 does not run on NumPy >= 2.4.  ``double_buffered_scratchpad.service_memory_requests``
+(``scalesim/memory/double_buffered_scratchpad_mem.py``) ends with::
+
+    self.total_cycles = int(max(ofmap_serviced_cycles))
+
+where ``ofmap_serviced_cycles`` is a list of 1-element arrays, so ``max`` returns a 1-element array and
+``int()`` of an array with ``ndim > 0`` -- deprecated since NumPy 1.25 -- raises ``TypeError`` from 2.4 on.
+:func:`numpy2_patch` is the whole workaround: while a simulation runs it puts a ``max`` into that one
+module's globals (shadowing the builtin for that module only) which turns the result of exactly that call
+form -- one positional list argument, the only such ``max`` call in the module -- into a NumPy scalar, and
+passes every other call to the builtin unchanged; afterwards the module is as it was.  Before patching it
+checks that the installed ``scalesim`` is a version the patch was written for (:data:`PATCHED_VERSIONS`) and
+that the patched line is still in the source, and raises :class:`ScaleSimVersionError` otherwise: a newer
+SCALE-Sim may have fixed the line or moved it, and then the patch must be re-checked, not applied blindly.
 """
 
 from __future__ import annotations
@@ -80,6 +98,8 @@ from __future__ import annotations
 import builtins
 import contextlib
 import csv
+import importlib.metadata
+import inspect
 import io
 import math
 import sys
@@ -145,7 +165,7 @@ _INT_KEYS = {"total_cycles_incl_prefetch", "total_cycles", "stall_cycles"}
 
 
 def _log(msg: str) -> None:
-    print(f"scalesim_runner: {msg}", file=sys.stderr)
+    print(f"hwforge.rtl.gemm.scalesim: {msg}", file=sys.stderr)
 
 
 def _check_args(rows: int, cols: int, dataflow: str, M: int, K: int, N: int) -> None:
@@ -178,27 +198,69 @@ def fold_formula_cycles(rows: int, cols: int, dataflow: str, M: int, K: int, N: 
     return (2 * rows + cols + t - 2) * folds
 
 
-def _scalar_max(*args: Any, **kwargs: Any) -> Any:
-    """``max`` that turns a 1-element NumPy array result into a scalar (NumPy >= 2.4 compat shim)."""
+# SCALE-Sim releases :func:`numpy2_patch` was written for and checked against (see the module docstring).
+PATCHED_VERSIONS = ("3.0.0",)
+# The one statement the patch is for, as it appears in the patched method's source.
+_PATCHED_LINE = "self.total_cycles = int(max(ofmap_serviced_cycles))"
+
+
+class ScaleSimVersionError(RuntimeError):
+    """The installed ``scalesim`` is not one :func:`numpy2_patch` was written for."""
+
+
+def check_scalesim_version(mem_module: ModuleType, version: str | None = None) -> str:
+    """Return the installed ``scalesim`` version; raise :class:`ScaleSimVersionError` if the patch does not fit it.
+
+    Two checks, because either alone can be fooled: the distribution's version must be in
+    :data:`PATCHED_VERSIONS`, and the patched statement must still be in
+    ``double_buffered_scratchpad.service_memory_requests`` (an edited or differently packaged install).
+    ``version`` overrides the installed version (for tests).
+    """
+    installed = version if version is not None else importlib.metadata.version("scalesim")
+    if installed not in PATCHED_VERSIONS:
+        raise ScaleSimVersionError(
+            f"scalesim {installed} is installed, but hwforge's NumPy-2 patch for SCALE-Sim was written for "
+            f"{', '.join(PATCHED_VERSIONS)} (see {__name__}); install scalesim=={PATCHED_VERSIONS[-1]} or re-check "
+            "the patch against the new version and add it to PATCHED_VERSIONS")
+    source = inspect.getsource(mem_module.double_buffered_scratchpad.service_memory_requests)
+    if _PATCHED_LINE not in source:
+        raise ScaleSimVersionError(f"scalesim {installed}: {mem_module.__name__} no longer contains "
+                                   f"{_PATCHED_LINE!r}; re-check the NumPy-2 patch in {__name__}")
+    return installed
+
+
+def _patched_max(*args: Any, **kwargs: Any) -> Any:
+    """``max`` for SCALE-Sim's scratchpad module: the ``max(list_of_1_element_arrays)`` call gives a scalar.
+
+    Only the form of the patched call -- exactly one positional argument that is a list, no keywords -- is
+    touched, and only when the builtin's result is a 1-element array; every other call is the builtin's.
+    """
     result = builtins.max(*args, **kwargs)
-    size = getattr(result, "size", None)
-    if size == 1 and getattr(result, "ndim", 0) > 0:
-        return result.reshape(-1)[0]
+    if len(args) == 1 and not kwargs and isinstance(args[0], list):
+        if getattr(result, "size", None) == 1 and getattr(result, "ndim", 0) > 0:
+            return result.reshape(-1)[0]
     return result
 
 
 @contextlib.contextmanager
-def _numpy_compat(mem_module: ModuleType) -> Iterator[None]:
-    had = "max" in vars(mem_module)
-    old = vars(mem_module).get("max")
-    mem_module.max = _scalar_max  # type: ignore[attr-defined]
+def numpy2_patch(mem_module: ModuleType, version: str | None = None) -> Iterator[None]:
+    """While the block runs, patch SCALE-Sim's one NumPy-2-incompatible ``max`` call (see the module docstring).
+
+    ``mem_module`` is ``scalesim.memory.double_buffered_scratchpad_mem``.  Raises
+    :class:`ScaleSimVersionError` before touching anything if the installed SCALE-Sim is not a version the
+    patch was written for.  The module's globals are restored afterwards, also when the block raises.
+    """
+    check_scalesim_version(mem_module, version)
+    namespace = vars(mem_module)
+    had, old = "max" in namespace, namespace.get("max")
+    namespace["max"] = _patched_max
     try:
         yield
     finally:
         if had:
-            mem_module.max = old  # type: ignore[attr-defined]
+            namespace["max"] = old
         else:
-            del mem_module.max
+            namespace.pop("max", None)
 
 
 def _read_compute_report(path: Path) -> dict[str, Any]:
@@ -226,7 +288,9 @@ def scalesim_cycles(rows: int, cols: int, dataflow: str, M: int, K: int, N: int,
     ``mapping_efficiency_pct``, ``compute_util_pct`` when the report has them, and SCALE-Sim's own
     ``sr``/``sc``/``t`` when they can be read from the simulator.  See the module docstring for what each
     number means and how they relate to :func:`fold_formula_cycles`.  Returns ``None`` (reason on stderr)
-    if ``scalesim`` is missing or the run fails.  Raises ``ValueError`` for invalid arguments.
+    if ``scalesim`` is missing or the run fails.  Raises ``ValueError`` for invalid arguments and
+    :class:`ScaleSimVersionError` (outside the swallowed failures: it needs a code change, not a retry) if the
+    installed SCALE-Sim is not one :func:`numpy2_patch` was written for.
     """
     _check_args(rows, cols, dataflow, M, K, N)
     try:
@@ -235,6 +299,7 @@ def scalesim_cycles(rows: int, cols: int, dataflow: str, M: int, K: int, N: int,
     except Exception as exc:  # ImportError, or a broken install
         _log(f"scalesim package not importable ({type(exc).__name__}: {exc}); skipping")
         return None
+    check_scalesim_version(mem_module)
 
     workdir = Path(workdir).resolve()
     run_name = f"gemm_{dataflow}_{rows}x{cols}_M{M}_K{K}_N{N}"
@@ -259,7 +324,7 @@ def scalesim_cycles(rows: int, cols: int, dataflow: str, M: int, K: int, N: int,
             contextlib.redirect_stdout(captured),
             contextlib.redirect_stderr(captured),
             warnings.catch_warnings(),
-            _numpy_compat(mem_module),
+            numpy2_patch(mem_module),
         ):
             warnings.simplefilter("ignore")
             sim = scalesim(
