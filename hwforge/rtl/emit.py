@@ -14,7 +14,6 @@ afterwards, so the header's hwforge version never invalidates a conversion.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -48,8 +47,7 @@ def convert_cached(make_top: Callable[[], Elaboratable], name: str, params: obje
     """
     if kind not in ("v", "il"):
         raise ValueError(f"unknown output kind {kind!r}; use 'v' or 'il'")
-    text = json.dumps([name, params, kind, generator_hash()], sort_keys=True)
-    key = hashlib.sha256(text.encode()).hexdigest()[:24]
+    key = digest("rtl-convert", json.dumps([name, params, kind, generator_hash()], sort_keys=True))[:24]
     if key in _MEMORY:
         return _MEMORY[key]
     path = cache_root() / "emit" / f"{name}_{key}.{kind}"

@@ -6,8 +6,7 @@ import pytest
 
 from hwforge import zoo
 from hwforge.compiler import run_pipeline
-from hwforge.compiler.passes import FixedPoint
-from hwforge.compiler.passes import fixed_point_error
+from hwforge.compiler.passes import FixedPoint, fixed_point_error
 from hwforge.errors import ConfigError
 from hwforge.graphs import normalized_adjacency
 from hwforge.ir import Graph, TensorType, interpret, interpret_all

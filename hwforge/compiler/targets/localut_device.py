@@ -19,7 +19,8 @@ import hwforge.upmem as upmem
 from hwforge.errors import ConfigError, InternalError
 from hwforge.options import OptionError, Options, option
 from hwforge.testing import faults
-from hwforge.upmem.dpu_kernel import DpuKernel, count_header_stub
+from hwforge.upmem import dpu_kernel
+from hwforge.upmem.dpu_kernel import DpuKernel
 
 SCHEMES = ("full", "weight-canonical", "activation-canonical", "joint")
 #: Deliberate faults (tests only, `hwforge.testing.faults`): every kernel can drop its last K group; the LUT kernel
@@ -136,12 +137,8 @@ host_source = upmem.host_source
 makefile = upmem.makefile
 
 
-def count_header() -> str:
-    """``hwforge_count.h`` for the artifact: the emulator's header (a no-op without HWFORGE_EMULATION)."""
-    from hwforge.upmem.emulator import include_dir
-
-    path = include_dir() / "hwforge_count.h"
-    return path.read_text() if path.exists() else count_header_stub()
+count_header = dpu_kernel.count_header
+"""``dpu/hwforge_count.h`` of the artifact: the emulator's counting header behind a generated-file header."""
 
 
 _FACT_KEYS = ("kernel", "m", "k", "n", "scheme", "p", "g", "wram_bytes", "lut_table_bytes", "lut_image_bytes",

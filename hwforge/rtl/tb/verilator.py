@@ -32,7 +32,7 @@ BUILD_RECIPE = "1"
 
 
 def default_cache_dir() -> Path:
-    """Where Verilator builds live, one directory per sha256 of their Verilog."""
+    """Where Verilator builds live, one directory per `build_key`."""
     return cache_root() / "verilator"
 
 
