@@ -27,8 +27,8 @@ class MemPortSignature(wiring.Signature):
     def __init__(self, addr_width: int = 32, data_width: int = 32):
         if addr_width < 1 or addr_width > 32:
             raise ValueError(f"memory port addr_width must be 1..32, got {addr_width}")
-        if data_width not in (8, 16, 32, 64, 128):
-            raise ValueError(f"memory port data_width must be 8, 16, 32, 64 or 128 bits, got {data_width}")
+        if data_width not in (8, 16, 32, 64, 128, 256, 512):
+            raise ValueError(f"memory port data_width must be 8, 16, 32, 64, 128, 256 or 512 bits, got {data_width}")
         self.addr_width = addr_width
         self.data_width = data_width
         super().__init__({
