@@ -30,6 +30,7 @@ class CompileOptions(Options):
     """Options every target takes (``--set samples=...``), besides the target's own."""
 
     OWNER: ClassVar[str] = "compile"
+    LOWER_CASE: ClassVar[tuple[str, ...]] = ("samples",)
 
     samples: str = option("examples", "reference inputs: 'examples' (the model's example inputs), a count N (the "
                                       "first N of its test split) or 'all' (the whole test split)")
