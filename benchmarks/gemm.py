@@ -39,6 +39,7 @@ from hwforge.rtl.gemm import (  # noqa: E402
     build_program,
     fold_cycles_formula,
     reference,
+    roofline_cycles,
     rtl_compute_cycles,
 )
 from hwforge.rtl.gemm.sim import simulate  # noqa: E402
@@ -77,13 +78,15 @@ def run_cycles(arrays: list[tuple[int, int]], shapes: list[tuple[int, int, int]]
                 m_tile = program.plans[0].m_tile
                 _, chunked = rtl_compute_cycles(cfg, m, k, n, m_tile)
                 ss = scalesim_cycles(r, c, dataflow, m, k, n, workdir / "scalesim")
+                bound = roofline_cycles(cfg, m, k, n, m_tile)
                 macs = m * k * n
                 rows.append({
                     "array": f"{r}x{c}", "dataflow": dataflow, "M": m, "K": k, "N": n, "exact": exact,
                     "folds": folds, "compute_cycles": sim.compute_cycles, "formula_cycles": formula,
                     "m_tile": m_tile, "formula_chunked_cycles": chunked,
                     "scalesim_cycles": None if ss is None else ss["total_cycles"],
-                    "total_cycles": sim.cycles, "bytes_read": sim.bytes_read, "bytes_written": sim.bytes_written,
+                    "total_cycles": sim.cycles, "bound_cycles": bound, "total_over_bound": sim.cycles / bound,
+                    "bytes_read": sim.bytes_read, "bytes_written": sim.bytes_written,
                     "util_compute": macs / (r * c * sim.compute_cycles),
                     "util_total": macs / (r * c * sim.cycles), "sim_seconds": round(wall, 2),
                 })
@@ -142,7 +145,7 @@ def main() -> None:
         speed = run_sim_speed(Path(tmp))
 
     header = ("array", "df", "M", "K", "N", "exact", "folds", "compute", "formula", "formula (WS M-chunks)",
-              "scalesim", "total",
+              "scalesim", "total", "roofline bound", "total / bound",
               "util(compute)", "util(total)")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -150,7 +153,8 @@ def main() -> None:
         print(f"| {row['array']} | {row['dataflow']} | {row['M']} | {row['K']} | {row['N']} | {row['exact']} | "
               f"{row['folds']} | {row['compute_cycles']} | {row['formula_cycles']} | {row['formula_chunked_cycles']} | "
               f"{row['scalesim_cycles']} | "
-              f"{row['total_cycles']} | {row['util_compute']:.3f} | {row['util_total']:.3f} |")
+              f"{row['total_cycles']} | {row['bound_cycles']} | {row['total_over_bound']:.2f} | "
+              f"{row['util_compute']:.3f} | {row['util_total']:.3f} |")
     print()
     print(f"Simulation speed ({speed['design']}): Verilator {speed['verilator_cycles_per_s']:,.0f} cycles/s, "
           f"Amaranth pysim {speed['pysim_cycles_per_s']:,.0f} cycles/s, ratio {speed['ratio']:.0f}x")

@@ -59,7 +59,7 @@ def test_compute_cycles_match_formula(conv_run):
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
-@pytest.mark.parametrize("seed, stall, latency", [(1, 0.0, 1), (2, 0.5, 5)])
+@pytest.mark.parametrize("seed, stall, latency", [(1, 0.0, 1), (2, 0.5, 5), (3, 0.3, 20)])
 def test_mlp_under_stalls(dataflow, seed, stall, latency, build_cache, tmp_path):
     cfg = CFGS[dataflow]
     layers, x = mlp(seed, m=7, k=5, n=5)
@@ -76,7 +76,7 @@ def test_mlp_under_stalls(dataflow, seed, stall, latency, build_cache, tmp_path)
 
 
 @pytest.mark.parametrize("dataflow, fault", [("os", "flip_acc_bit"), ("ws", "drop_last_fold"),
-                                              ("ws", "flip_acc_bit")])
+                                              ("ws", "flip_acc_bit"), ("os", "dma_reorder")])
 def test_fault_is_caught(dataflow, fault, build_cache, tmp_path):
     """A verifier that cannot fail is worthless: broken variants must produce different outputs."""
     cfg = CFGS[dataflow]

@@ -63,6 +63,8 @@ class GemmConfig(Options):
     out_depth: int = option(1024, "elements in the output staging buffer (one row block, rows padded to whole "
                                   "memory words)", lo=1, hi=1 << 20)
     bus_width: int = option(32, "memory data bits", choices=BUS_WIDTHS)
+    reads_in_flight: int = option(8, "memory reads the DMA engine keeps in flight (operand rows, biases)", lo=1,
+                                  hi=16)
 
     def __post_init__(self) -> None:
         self.check_fields()

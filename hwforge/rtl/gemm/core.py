@@ -10,10 +10,12 @@ a time. A layer is tiled into *folds* (one use of the array on one operand tile)
   preload the weights, stream the chunk's activations, and accumulate partial sums in the accumulator buffer
   (the previous K block's sum enters the top of the column); requantise after the last K block.
 
-After every column block of a row block is done, the staging buffer (whole words) is written back. All
-memory traffic goes through one in-order read at a time plus a one-word read cache, which makes contiguous
-element reads cost one memory read per word. The streaming phase itself never touches memory, so it takes a
-fixed number of cycles; see `hwforge.rtl.gemm.cycles` for the formula it meets exactly.
+After every column block of a row block is done, the staging buffer (whole words) is written back, one word a
+cycle. Contiguous operand rows and bias vectors stream in through a `DmaReader` (``reads_in_flight`` reads
+outstanding, one command per tile row), unpacked one element a cycle into the operand buffers; gathered A rows
+(im2col, layout changes) still go one in-order read at a time through a one-word read cache. The streaming
+phase itself never touches memory, so it takes a fixed number of cycles; see `hwforge.rtl.gemm.cycles` for the
+formula it meets exactly.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from hwforge.errors import ConfigError
 from hwforge.rtl.gemm.array import SystolicArray
 from hwforge.rtl.gemm.config import GemmConfig
 from hwforge.rtl.gemm.program import DESC_WORDS, F
+from hwforge.rtl.lib.dma import DmaReader
 from hwforge.rtl.lib.lanebuf import LaneBuffer
 from hwforge.rtl.lib.memport import MemPortSignature
 from hwforge.rtl.lib.requant import LATENCY, Requantizer
 
-FAULTS = ("flip_acc_bit", "drop_last_fold")
-"""Deliberately broken variants (for proving the verifier catches errors)."""
+FAULTS = ("flip_acc_bit", "drop_last_fold", "dma_reorder")
+"""Deliberately broken variants (for proving the verifier catches errors); ``dma_reorder`` swaps neighbouring words
+of every DMA command (`hwforge.rtl.lib.dma`'s ``reorder`` fault)."""
 
 TRAFFIC_CLASSES = ("features", "weights", "outputs", "control")
 """Traffic classes of ``GemmCore(classes=True)``'s ``req_class`` (names shared with the `snf` accelerator's):
@@ -93,6 +97,9 @@ class GemmCore(wiring.Component):
         m.submodules.stage = stage = LaneBuffer(P, cfg.out_depth // P, signed(W))
         tag_w = ceil_log2(cfg.out_depth) + 1
         m.submodules.requant = rq = Requantizer(AW, W, tag_width=tag_w)
+        # contiguous operand rows and bias vectors stream in through the DMA engine, several reads in flight
+        m.submodules.dma = dma = DmaReader(32, cfg.bus_width, cfg.reads_in_flight, len_width=24,
+                                           fault="reorder" if self.fault == "dma_reorder" else None)
 
         # ---- program state -------------------------------------------------------------------------------
         desc = [Signal(32, name=f"desc_{i}") for i in range(DESC_WORDS)]
@@ -136,6 +143,14 @@ class GemmCore(wiring.Component):
 
         bias = [Signal(signed(32), name=f"bias_{c}") for c in range(C)]
 
+        # ---- DMA loader state: rows requested (dma_ci, next row's first element dma_row_e) run ahead of the
+        # unpacker (li, lj, and ``off``: the lane of the next element within the current word)
+        dma_ci, dma_row_e = Signal(32), Signal(32)
+        off = Signal(max(1, lg))
+        dma_elem = Signal(signed(W))
+        m.d.comb += dma_elem.eq(dma.data.payload.data.word_select(off, CB)[:W])
+        bias_cmd_sent = Signal()
+
         # ---- stream phase timing -------------------------------------------------------------------------
         t, tau = Signal(32), Signal(32)
         act = Signal()          # array is streaming this cycle (tau valid)
@@ -174,16 +189,30 @@ class GemmCore(wiring.Component):
 
         # ---- write-back ----------------------------------------------------------------------------------
         wb_ptr, wb_cnt, wb_total = Signal(32), Signal(32), Signal(32)
+        wb_next = Signal()  # a write-back word is accepted this cycle: read the next one ahead (1 word per cycle)
         for i in range(P):
-            m.d.comb += stage.r_addr[i].eq(wb_cnt)
+            m.d.comb += stage.r_addr[i].eq(wb_cnt + wb_next)
         wdata = []
         for i in range(P):
             s = Signal(signed(CB), name=f"wb_lane{i}")
             m.d.comb += s.eq(stage.r_data[i])
             wdata.append(s)
 
+        def finish_load() -> None:
+            """One operand tile is in its buffer: chain to the next tile's load, or to the bias."""
+            with m.Switch(mode):
+                with m.Case(OS_A):
+                    m.d.sync += mode.eq(OS_B)
+                    m.next = "LOAD_SETUP"
+                with m.Case(WS_B):
+                    m.d.sync += mode.eq(WS_A)
+                    m.next = "LOAD_SETUP"
+                with m.Default():
+                    m.d.sync += [li.eq(0), bias_cmd_sent.eq(0)]
+                    m.next = "BIAS_DMA"
+
         def load_next_or_finish() -> None:
-            """Advance the (li, lj) loader loop; at the end, chain to the next load or to streaming."""
+            """Advance the (li, lj) gather loader loop; at the end, chain to the next load or to streaming."""
             with m.If(lj + 1 < LJ):
                 m.d.sync += [lj.eq(lj + 1), cur_e.eq(row_e + lj + 1)]
                 m.next = "LOAD_ELEM_G"
@@ -192,16 +221,13 @@ class GemmCore(wiring.Component):
                              cur_e.eq(row_e + e_stride)]
                 m.next = "LOAD_ELEM_G"
             with m.Else():
-                with m.Switch(mode):
-                    with m.Case(OS_A):
-                        m.d.sync += mode.eq(OS_B)
-                        m.next = "LOAD_SETUP"
-                    with m.Case(WS_B):
-                        m.d.sync += mode.eq(WS_A)
-                        m.next = "LOAD_SETUP"
-                    with m.Default():
-                        m.d.sync += li.eq(0)
-                        m.next = "BIAS_REQ"
+                finish_load()
+
+        def dma_port() -> None:
+            """This state lends the memory port to the DMA engine (it only reads; nothing else is in flight)."""
+            m.d.comb += [mem.req.valid.eq(dma.mem.req.valid), mem.req.payload.addr.eq(dma.mem.req.payload.addr),
+                         dma.mem.req.ready.eq(mem.req.ready), dma.mem.resp.valid.eq(mem.resp.valid),
+                         dma.mem.resp.payload.eq(mem.resp.payload), mem.resp.ready.eq(dma.mem.resp.ready)]
 
         def traffic(cls: int) -> None:
             """Tag this state's memory request with class ``cls`` (only in the ``classes`` variant)."""
@@ -277,13 +303,44 @@ class GemmCore(wiring.Component):
                         m.d.sync += [LI.eq(rows_v), LJ.eq(K if os_flow else ks_v), row_e.eq(first),
                                      cur_e.eq(first), e_stride.eq(desc[F.SRC_STRIDE]),
                                      row_g.eq(m0 * K + (0 if os_flow else k0)), g_stride.eq(K),
-                                     base.eq(desc[F.SRC]), lg_use.eq(use_gather)]
+                                     base.eq(desc[F.SRC]), lg_use.eq(use_gather), dma_row_e.eq(first),
+                                     off.eq(first)]
                     with m.Default():
                         first = n0 * K + (0 if os_flow else k0)
                         m.d.sync += [LI.eq(cols_v), LJ.eq(K if os_flow else ks_v), row_e.eq(first),
                                      cur_e.eq(first), e_stride.eq(K), row_g.eq(0), g_stride.eq(0),
-                                     base.eq(desc[F.W]), lg_use.eq(0)]
-                m.next = "LOAD_ELEM_G"
+                                     base.eq(desc[F.W]), lg_use.eq(0), dma_row_e.eq(first), off.eq(first)]
+                m.d.sync += dma_ci.eq(0)
+                m.next = "LOAD_DISPATCH"
+            with m.State("LOAD_DISPATCH"):  # gathered A goes element by element; contiguous rows through the DMA
+                m.d.comb += self.busy.eq(1)
+                with m.If(lg_use):
+                    m.next = "LOAD_ELEM_G"
+                with m.Else():
+                    m.next = "DMA_LOAD"
+            with m.State("DMA_LOAD"):
+                m.d.comb += self.busy.eq(1)
+                dma_port()
+                if self.classes:
+                    m.d.comb += self.req_class.eq(Mux(to_a, CLS_FEAT, CLS_WEIGHTS))
+                # one command per tile row: the words holding elements [row_e, row_e + LJ)
+                first_w = dma_row_e >> lg
+                m.d.comb += [dma.cmd.valid.eq(dma_ci < LI), dma.cmd.payload.base.eq(base + first_w),
+                             dma.cmd.payload.length.eq(((dma_row_e + LJ - 1) >> lg) - first_w + 1)]
+                with m.If(dma.cmd.valid & dma.cmd.ready):
+                    m.d.sync += [dma_ci.eq(dma_ci + 1), dma_row_e.eq(dma_row_e + e_stride)]
+                # unpack one element a cycle into the operand buffer
+                with m.If(li >= LI):
+                    finish_load()
+                with m.Elif(dma.data.valid):
+                    row_end = lj + 1 >= LJ
+                    m.d.comb += [st_en.eq(1), st_val.eq(dma_elem),
+                                 dma.data.ready.eq(row_end | (off == P - 1))]
+                    with m.If(row_end):
+                        m.d.sync += [lj.eq(0), li.eq(li + 1), row_e.eq(row_e + e_stride),
+                                     off.eq(row_e + e_stride)]
+                    with m.Else():
+                        m.d.sync += [lj.eq(lj + 1), off.eq(off + 1)]
             with m.State("LOAD_ELEM_G"):  # dispatch: gather lookup first, or straight to the element
                 m.d.comb += self.busy.eq(1)
                 with m.If(lg_use):
@@ -314,17 +371,23 @@ class GemmCore(wiring.Component):
                 with m.If(mem.resp.valid):
                     m.d.sync += [cache_data.eq(mem.resp.payload), cache_tag.eq(word_addr), cache_ok.eq(1)]
                     m.next = "ELEM"
-            with read_word("BIAS", desc[F.BIAS] + n0 + li, CLS_WEIGHTS) as word:
-                with m.Switch(li):
-                    for c in range(C):
-                        with m.Case(c):
-                            m.d.sync += bias[c].eq(word[:32])
-                m.d.sync += li.eq(li + 1)
-                with m.If(li + 1 >= cols_v):
-                    m.d.sync += [t.eq(0), self.folds.eq(self.folds + 1)]
-                    m.next = "STREAM"
-                with m.Else():
-                    m.next = "BIAS_REQ"
+            with m.State("BIAS_DMA"):  # the fold's bias vector: one DMA command of cols_v words
+                m.d.comb += self.busy.eq(1)
+                dma_port()
+                traffic(CLS_WEIGHTS)
+                m.d.comb += [dma.cmd.valid.eq(~bias_cmd_sent), dma.cmd.payload.base.eq(desc[F.BIAS] + n0),
+                             dma.cmd.payload.length.eq(cols_v), dma.data.ready.eq(1)]
+                with m.If(dma.cmd.valid & dma.cmd.ready):
+                    m.d.sync += bias_cmd_sent.eq(1)
+                with m.If(dma.data.valid):
+                    with m.Switch(li):
+                        for c in range(C):
+                            with m.Case(c):
+                                m.d.sync += bias[c].eq(dma.data.payload.data[:32])
+                    m.d.sync += li.eq(li + 1)
+                    with m.If(li + 1 >= cols_v):
+                        m.d.sync += [t.eq(0), self.folds.eq(self.folds + 1)]
+                        m.next = "STREAM"
             with m.State("STREAM"):
                 m.d.comb += self.busy.eq(1)
                 m.d.comb += arr.clear.eq(t == 0)
@@ -382,11 +445,10 @@ class GemmCore(wiring.Component):
                              mem.req.payload.write.eq(1), mem.req.payload.wdata.eq(Cat(*wdata))]
                 traffic(CLS_OUT)
                 with m.If(mem.req.ready):
+                    m.d.comb += wb_next.eq(1)
                     m.d.sync += [wb_cnt.eq(wb_cnt + 1), wb_ptr.eq(wb_ptr + 1)]
                     with m.If(wb_cnt + 1 >= wb_total):
                         m.next = "WB_DONE"
-                    with m.Else():
-                        m.next = "WB_RD"
             with m.State("WB_DONE"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [n0.eq(0), k0.eq(0), m0.eq(m0 + mstep)]
