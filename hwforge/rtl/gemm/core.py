@@ -12,17 +12,17 @@ a time. A layer is tiled into *folds* (one use of the array on one operand tile)
 
 After every column block of a row block is done, the staging buffer (whole words) is written back, one word a
 cycle. Contiguous operand rows and bias vectors stream in through a `DmaReader` (``reads_in_flight`` reads
-outstanding, one command per tile row), unpacked one element a cycle into the operand buffers; gathered A rows
-(im2col, layout changes) still go one in-order read at a time through a one-word read cache. The streaming
-phase itself never touches memory, so it takes a fixed number of cycles; see `hwforge.rtl.gemm.cycles` for the
-formula it meets exactly.
+outstanding, one command per tile row), unpacked up to a bus word a cycle into word-wide operand buffers
+(`PackedLaneBuffer`); gathered A rows (im2col, layout changes) still go one in-order read at a time through a
+one-word read cache. The streaming phase itself never touches memory, so it takes a fixed number of cycles; see
+`hwforge.rtl.gemm.cycles` for the formula it meets exactly. Loading does not yet overlap streaming.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -32,7 +32,7 @@ from hwforge.rtl.gemm.array import SystolicArray
 from hwforge.rtl.gemm.config import GemmConfig
 from hwforge.rtl.gemm.program import DESC_WORDS, F
 from hwforge.rtl.lib.dma import DmaReader
-from hwforge.rtl.lib.lanebuf import LaneBuffer
+from hwforge.rtl.lib.lanebuf import LaneBuffer, PackedLaneBuffer
 from hwforge.rtl.lib.memport import MemPortSignature
 from hwforge.rtl.lib.requant import LATENCY, Requantizer
 
@@ -91,8 +91,8 @@ class GemmCore(wiring.Component):
 
         flip = cfg.acc_width - 2 if self.fault == "flip_acc_bit" else None
         m.submodules.array = arr = SystolicArray(R, C, W, AW, cfg.dataflow, fault_flip_bit=flip)
-        m.submodules.abuf = abuf = LaneBuffer(R, cfg.op_depth, signed(W))
-        m.submodules.bbuf = bbuf = LaneBuffer(C, cfg.op_depth, signed(W))
+        m.submodules.abuf = abuf = PackedLaneBuffer(R, cfg.op_depth, W, P)
+        m.submodules.bbuf = bbuf = PackedLaneBuffer(C, cfg.op_depth, W, P)
         m.submodules.accbuf = accbuf = LaneBuffer(C, cfg.op_depth, signed(AW))
         m.submodules.stage = stage = LaneBuffer(P, cfg.out_depth // P, signed(W))
         tag_w = ceil_log2(cfg.out_depth) + 1
@@ -130,26 +130,63 @@ class GemmCore(wiring.Component):
         elem = Signal(signed(W))
         m.d.comb += elem.eq(cache_data.word_select(lane, CB)[:W])
 
-        # buffer write from the loader: A is lane-major except in WS (lane = k row, address = m)
         to_a = (mode == OS_A) | (mode == WS_A)
-        a_lane = Mux(mode == WS_A, lj, li)
-        a_addr = Mux(mode == WS_A, li, lj)
-        for r in range(R):
-            m.d.comb += [abuf.w_en[r].eq(st_en & to_a & (a_lane == r)), abuf.w_addr[r].eq(a_addr),
-                         abuf.w_data[r].eq(st_val)]
-        for c in range(C):
-            m.d.comb += [bbuf.w_en[c].eq(st_en & ~to_a & (li == c)), bbuf.w_addr[c].eq(lj),
-                         bbuf.w_data[c].eq(st_val)]
+        cross = mode == WS_A  # WS A tiles: consecutive elements of a row go to consecutive lanes (lane = k)
 
         bias = [Signal(signed(32), name=f"bias_{c}") for c in range(C)]
 
         # ---- DMA loader state: rows requested (dma_ci, next row's first element dma_row_e) run ahead of the
         # unpacker (li, lj, and ``off``: the lane of the next element within the current word)
         dma_ci, dma_row_e = Signal(32), Signal(32)
-        off = Signal(max(1, lg))
-        dma_elem = Signal(signed(W))
-        m.d.comb += dma_elem.eq(dma.data.payload.data.word_select(off, CB)[:W])
+        off = Signal(lg)
         bias_cmd_sent = Signal()
+
+        # ---- unpacking a DMA word: up to P elements a cycle. Along a lane (OS A, B tiles) the elements that fall
+        # into the current buffer word are rotated into their slots and written under a mask; across lanes (WS A)
+        # each lane takes one element. ``count`` elements are written; the word is consumed when its last element
+        # is, or at the row's end.
+        elems = Array([Signal(signed(W), name=f"word_elem{j}") for j in range(P)])
+        for j in range(P):
+            m.d.comb += elems[j].eq(dma.data.payload.data.word_select(j, CB)[:W])
+        slot0 = lj[:lg]
+        avail_mem = Signal(range(P + 1))
+        avail_buf = Signal(range(P + 1))
+        rem = Signal(32)
+        count = Signal(range(P + 1))
+        c1 = Signal(range(P + 1))
+        m.d.comb += [avail_mem.eq(P - off), avail_buf.eq(Mux(cross, P, P - slot0)), rem.eq(LJ - lj),
+                     c1.eq(_min(avail_mem, avail_buf)), count.eq(Mux(rem < c1, rem, c1))]
+        wd_en = Signal()                     # a DMA word is being unpacked this cycle
+        wd_mask = Signal(P)
+        wd_data = Signal(P * W)
+        shift = Signal(lg)
+        m.d.comb += shift.eq(off - slot0)
+        for sl in range(P):
+            m.d.comb += [wd_mask[sl].eq((sl >= slot0) & (sl < slot0 + count)),
+                         wd_data.word_select(sl, W).eq(elems[(sl + shift)[:lg]])]
+
+        # ---- operand buffer writes: a DMA word (wd_*), or one element from the gather path (st_*)
+        def onehot(index):
+            return (Const(1, P) << index)[:P]
+
+        single = Cat(*([st_val] * P))
+        for r in range(R):
+            xj = Signal(32, name=f"xj{r}")   # this lane's element index within the word's run (cross mode)
+            m.d.comb += xj.eq(r - lj)
+            x_en = wd_en & (r >= lj) & (xj < count)
+            x_val = elems[(off + xj)[:lg]]
+            with m.If(cross):
+                m.d.comb += [abuf.w_en[r].eq(Mux(x_en | (st_en & (lj == r)), onehot(li[:lg]), 0)),
+                             abuf.w_addr[r].eq(li >> lg),
+                             abuf.w_data[r].eq(Mux(x_en, Cat(*([x_val] * P)), single))]
+            with m.Else():
+                m.d.comb += [abuf.w_en[r].eq(Mux(to_a & (li == r), Mux(wd_en, wd_mask, Mux(st_en, onehot(slot0), 0)),
+                                                 0)),
+                             abuf.w_addr[r].eq(lj >> lg), abuf.w_data[r].eq(Mux(wd_en, wd_data, single))]
+        for c in range(C):
+            m.d.comb += [bbuf.w_en[c].eq(Mux(~to_a & (li == c), Mux(wd_en, wd_mask, Mux(st_en, onehot(slot0), 0)),
+                                             0)),
+                         bbuf.w_addr[c].eq(lj >> lg), bbuf.w_data[c].eq(Mux(wd_en, wd_data, single))]
 
         # ---- stream phase timing -------------------------------------------------------------------------
         t, tau = Signal(32), Signal(32)
@@ -329,18 +366,17 @@ class GemmCore(wiring.Component):
                              dma.cmd.payload.length.eq(((dma_row_e + LJ - 1) >> lg) - first_w + 1)]
                 with m.If(dma.cmd.valid & dma.cmd.ready):
                     m.d.sync += [dma_ci.eq(dma_ci + 1), dma_row_e.eq(dma_row_e + e_stride)]
-                # unpack one element a cycle into the operand buffer
+                # unpack up to P elements a cycle into the operand buffer
                 with m.If(li >= LI):
                     finish_load()
                 with m.Elif(dma.data.valid):
-                    row_end = lj + 1 >= LJ
-                    m.d.comb += [st_en.eq(1), st_val.eq(dma_elem),
-                                 dma.data.ready.eq(row_end | (off == P - 1))]
+                    row_end = count == rem
+                    m.d.comb += [wd_en.eq(1), dma.data.ready.eq(row_end | (count == avail_mem))]
                     with m.If(row_end):
                         m.d.sync += [lj.eq(0), li.eq(li + 1), row_e.eq(row_e + e_stride),
                                      off.eq(row_e + e_stride)]
                     with m.Else():
-                        m.d.sync += [lj.eq(lj + 1), off.eq(off + 1)]
+                        m.d.sync += [lj.eq(lj + count), off.eq(off + count)]
             with m.State("LOAD_ELEM_G"):  # dispatch: gather lookup first, or straight to the element
                 m.d.comb += self.busy.eq(1)
                 with m.If(lg_use):
