@@ -76,7 +76,8 @@ def test_mlp_under_stalls(dataflow, seed, stall, latency, build_cache, tmp_path)
 
 
 @pytest.mark.parametrize("dataflow, fault", [("os", "flip_acc_bit"), ("ws", "drop_last_fold"),
-                                              ("ws", "flip_acc_bit"), ("os", "dma_reorder")])
+                                              ("ws", "flip_acc_bit"), ("os", "dma_reorder"),
+                                              ("os", "early_swap")])
 def test_fault_is_caught(dataflow, fault, build_cache, tmp_path):
     """A verifier that cannot fail is worthless: broken variants must produce different outputs."""
     cfg = CFGS[dataflow]

@@ -15,7 +15,8 @@ cycle. Contiguous operand rows and bias vectors stream in through a `DmaReader` 
 outstanding, one command per tile row), unpacked up to a bus word a cycle into word-wide operand buffers
 (`PackedLaneBuffer`); gathered A rows (im2col, layout changes) still go one in-order read at a time through a
 one-word read cache. The streaming phase itself never touches memory, so it takes a fixed number of cycles; see
-`hwforge.rtl.gemm.cycles` for the formula it meets exactly. Loading does not yet overlap streaming.
+`hwforge.rtl.gemm.cycles` for the formula it meets exactly. In OS the weight tile (B) is double-buffered: while
+a fold streams, the next fold's weights load into the other bank.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from hwforge.rtl.lib.lanebuf import LaneBuffer, PackedLaneBuffer
 from hwforge.rtl.lib.memport import MemPortSignature
 from hwforge.rtl.lib.requant import LATENCY, Requantizer
 
-FAULTS = ("flip_acc_bit", "drop_last_fold", "dma_reorder")
+FAULTS = ("flip_acc_bit", "drop_last_fold", "dma_reorder", "early_swap")
 """Deliberately broken variants (for proving the verifier catches errors); ``dma_reorder`` swaps neighbouring words
-of every DMA command (`hwforge.rtl.lib.dma`'s ``reorder`` fault)."""
+of every DMA command (`hwforge.rtl.lib.dma`'s ``reorder`` fault); ``early_swap`` prefetches the next fold's weights
+into the bank the array is still streaming from (a double-buffer swap one fold early)."""
 
 TRAFFIC_CLASSES = ("features", "weights", "outputs", "control")
 """Traffic classes of ``GemmCore(classes=True)``'s ``req_class`` (names shared with the `snf` accelerator's):
@@ -92,7 +94,11 @@ class GemmCore(wiring.Component):
         flip = cfg.acc_width - 2 if self.fault == "flip_acc_bit" else None
         m.submodules.array = arr = SystolicArray(R, C, W, AW, cfg.dataflow, fault_flip_bit=flip)
         m.submodules.abuf = abuf = PackedLaneBuffer(R, cfg.op_depth, W, P)
-        m.submodules.bbuf = bbuf = PackedLaneBuffer(C, cfg.op_depth, W, P)
+        # B tiles are double-buffered (two banks): in OS the next fold's weights load while this fold streams
+        bank_words = 1 << ceil_log2(-(-cfg.op_depth // P))
+        bank_elem_bits = ceil_log2(bank_words * P)
+        m.submodules.bbuf = bbuf = PackedLaneBuffer(C, 2 * bank_words * P, W, P)
+        bsel, wbank = Signal(), Signal()   # bank the array streams from; bank the loader writes
         m.submodules.accbuf = accbuf = LaneBuffer(C, cfg.op_depth, signed(AW))
         m.submodules.stage = stage = LaneBuffer(P, cfg.out_depth // P, signed(W))
         tag_w = ceil_log2(cfg.out_depth) + 1
@@ -140,6 +146,8 @@ class GemmCore(wiring.Component):
         dma_ci, dma_row_e = Signal(32), Signal(32)
         off = Signal(lg)
         bias_cmd_sent = Signal()
+        ld_active = Signal()    # the tile loader is running
+        prefetched = Signal()   # the next fold's B tile is (being) loaded into bank ~bsel
 
         # ---- unpacking a DMA word: up to P elements a cycle. Along a lane (OS A, B tiles) the elements that fall
         # into the current buffer word are rotated into their slots and written under a mask; across lanes (WS A)
@@ -186,7 +194,8 @@ class GemmCore(wiring.Component):
         for c in range(C):
             m.d.comb += [bbuf.w_en[c].eq(Mux(~to_a & (li == c), Mux(wd_en, wd_mask, Mux(st_en, onehot(slot0), 0)),
                                              0)),
-                         bbuf.w_addr[c].eq(lj >> lg), bbuf.w_data[c].eq(Mux(wd_en, wd_data, single))]
+                         bbuf.w_addr[c].eq(Cat((lj >> lg)[:bank_elem_bits - lg], wbank)),
+                         bbuf.w_data[c].eq(Mux(wd_en, wd_data, single))]
 
         # ---- stream phase timing -------------------------------------------------------------------------
         t, tau = Signal(32), Signal(32)
@@ -196,7 +205,7 @@ class GemmCore(wiring.Component):
         m.d.comb += self.busy.eq(0)
         with m.If(act):
             m.d.sync += self.compute_cycles.eq(self.compute_cycles + 1)
-        self._stream_feed(m, arr, abuf, bbuf, accbuf, t, tau, act, K, T, ks_v, k0)
+        self._stream_feed(m, arr, abuf, bbuf, accbuf, t, tau, act, K, T, ks_v, k0, bsel, bank_elem_bits)
 
         # ---- post (bias + requantise) pipeline -----------------------------------------------------------
         pi, pc, p_elem, pdrain = Signal(32), Signal(32), Signal(32), Signal(range(LATENCY + 3))
@@ -314,6 +323,8 @@ class GemmCore(wiring.Component):
                 m.next = "FOLD_SETUP"
             with m.State("FOLD_SETUP"):
                 m.d.comb += self.busy.eq(1)
+                with m.If(ld_active):  # a prefetch is still loading: wait for it
+                    m.next = "FOLD_SETUP"
                 rv = _min(mstep, M - m0)
                 tt = K if os_flow else rv
                 m.d.sync += [rows_v.eq(rv), cols_v.eq(_min(C, N - n0)), ks_v.eq(_min(R, K - k0)), T.eq(tt),
@@ -323,8 +334,14 @@ class GemmCore(wiring.Component):
                     skip = last
                 else:
                     skip = 0
-                with m.If(skip):
+                with m.If(ld_active):
+                    pass
+                with m.Elif(skip):
+                    m.d.sync += prefetched.eq(0)
                     m.next = "FOLD_NEXT"
+                with m.Elif(prefetched):  # this fold's weights are already in the other bank: swap, fetch bias
+                    m.d.sync += [bsel.eq(~bsel), prefetched.eq(0), li.eq(0), bias_cmd_sent.eq(0)]
+                    m.next = "BIAS_DMA"
                 with m.Else():
                     if os_flow:
                         m.d.sync += mode.eq(Mux(n0 == 0, OS_A, OS_B))
@@ -333,7 +350,7 @@ class GemmCore(wiring.Component):
                     m.next = "LOAD_SETUP"
             with m.State("LOAD_SETUP"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [li.eq(0), lj.eq(0)]
+                m.d.sync += [li.eq(0), lj.eq(0), wbank.eq(bsel)]
                 with m.Switch(mode):
                     with m.Case(OS_A, WS_A):
                         first = m0 * desc[F.SRC_STRIDE] + (0 if os_flow else k0)
@@ -354,29 +371,12 @@ class GemmCore(wiring.Component):
                 with m.If(lg_use):
                     m.next = "LOAD_ELEM_G"
                 with m.Else():
+                    m.d.sync += ld_active.eq(1)
                     m.next = "DMA_LOAD"
-            with m.State("DMA_LOAD"):
+            with m.State("DMA_LOAD"):  # the tile loader (below) runs; wait for it
                 m.d.comb += self.busy.eq(1)
-                dma_port()
-                if self.classes:
-                    m.d.comb += self.req_class.eq(Mux(to_a, CLS_FEAT, CLS_WEIGHTS))
-                # one command per tile row: the words holding elements [row_e, row_e + LJ)
-                first_w = dma_row_e >> lg
-                m.d.comb += [dma.cmd.valid.eq(dma_ci < LI), dma.cmd.payload.base.eq(base + first_w),
-                             dma.cmd.payload.length.eq(((dma_row_e + LJ - 1) >> lg) - first_w + 1)]
-                with m.If(dma.cmd.valid & dma.cmd.ready):
-                    m.d.sync += [dma_ci.eq(dma_ci + 1), dma_row_e.eq(dma_row_e + e_stride)]
-                # unpack up to P elements a cycle into the operand buffer
-                with m.If(li >= LI):
+                with m.If(~ld_active):
                     finish_load()
-                with m.Elif(dma.data.valid):
-                    row_end = count == rem
-                    m.d.comb += [wd_en.eq(1), dma.data.ready.eq(row_end | (count == avail_mem))]
-                    with m.If(row_end):
-                        m.d.sync += [lj.eq(0), li.eq(li + 1), row_e.eq(row_e + e_stride),
-                                     off.eq(row_e + e_stride)]
-                    with m.Else():
-                        m.d.sync += [lj.eq(lj + count), off.eq(off + count)]
             with m.State("LOAD_ELEM_G"):  # dispatch: gather lookup first, or straight to the element
                 m.d.comb += self.busy.eq(1)
                 with m.If(lg_use):
@@ -427,6 +427,14 @@ class GemmCore(wiring.Component):
             with m.State("STREAM"):
                 m.d.comb += self.busy.eq(1)
                 m.d.comb += arr.clear.eq(t == 0)
+                if os_flow:
+                    nxt = n0 + C
+                    with m.If((t == 0) & (nxt < N)):  # prefetch the next fold's weights into the other bank
+                        m.d.sync += [mode.eq(OS_B), li.eq(0), lj.eq(0), LI.eq(_min(C, N - nxt)), LJ.eq(K),
+                                     row_e.eq(nxt * K), e_stride.eq(K), base.eq(desc[F.W]), lg_use.eq(0),
+                                     dma_row_e.eq(nxt * K), off.eq(nxt * K), dma_ci.eq(0),
+                                     wbank.eq(bsel if self.fault == "early_swap" else ~bsel),
+                                     ld_active.eq(1), prefetched.eq(1)]
                 m.d.sync += [t.eq(t + 1), act.eq(t < L)]
                 with m.If(t == L):
                     m.d.sync += [pi.eq(0), pc.eq(0), p_elem.eq(n0), issuing.eq(1), pdrain.eq(0)]
@@ -503,9 +511,34 @@ class GemmCore(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += done.eq(1)
                 m.next = "IDLE"
+        # ---- the tile loader: DMA commands for the tile's rows, words unpacked into the operand buffer. It runs
+        # beside the sequencer, which starts it for a fold's own tiles (DMA_LOAD waits for it) and, in OS, for
+        # the next fold's weights while this fold streams (into the other B bank).
+        with m.If(ld_active):
+            dma_port()
+            if self.classes:
+                m.d.comb += self.req_class.eq(Mux(to_a, CLS_FEAT, CLS_WEIGHTS))
+            # one command per tile row: the words holding elements [row_e, row_e + LJ)
+            first_w = dma_row_e >> lg
+            m.d.comb += [dma.cmd.valid.eq(dma_ci < LI), dma.cmd.payload.base.eq(base + first_w),
+                         dma.cmd.payload.length.eq(((dma_row_e + LJ - 1) >> lg) - first_w + 1)]
+            with m.If(dma.cmd.valid & dma.cmd.ready):
+                m.d.sync += [dma_ci.eq(dma_ci + 1), dma_row_e.eq(dma_row_e + e_stride)]
+            # unpack up to P elements a cycle into the operand buffer
+            with m.If(li >= LI):
+                m.d.sync += ld_active.eq(0)
+            with m.Elif(dma.data.valid):
+                row_end = count == rem
+                m.d.comb += [wd_en.eq(1), dma.data.ready.eq(row_end | (count == avail_mem))]
+                with m.If(row_end):
+                    m.d.sync += [lj.eq(0), li.eq(li + 1), row_e.eq(row_e + e_stride),
+                                 off.eq(row_e + e_stride)]
+                with m.Else():
+                    m.d.sync += [lj.eq(lj + count), off.eq(off + count)]
         return m
 
-    def _stream_feed(self, m: Module, arr, abuf, bbuf, accbuf, t, tau, act, K, T, ks_v, k0) -> None:
+    def _stream_feed(self, m: Module, arr, abuf, bbuf, accbuf, t, tau, act, K, T, ks_v, k0, bsel,
+                     bank_bits: int) -> None:
         """Operand-buffer addresses (issued at ``t``) and array edges (driven at ``tau = t - 1``).
 
         Reads are synchronous, so the address for array time ``tau`` is issued one cycle earlier; the range
@@ -520,7 +553,7 @@ class GemmCore(wiring.Component):
                 m.d.comb += [abuf.r_addr[r].eq(t - r),
                              arr.a_in[r].eq(Mux(act & (tau >= r) & (tau - r < K), abuf.r_data[r], 0))]
             for c in range(C):
-                m.d.comb += [bbuf.r_addr[c].eq(t - c),
+                m.d.comb += [bbuf.r_addr[c].eq(Cat((t - c)[:bank_bits], bsel)),
                              arr.b_in[c].eq(Mux(act & (tau >= c) & (tau - c < K), bbuf.r_data[c], 0)),
                              arr.top_in[c].eq(0)]
             drain = act & (tau >= drain_at)
@@ -537,7 +570,7 @@ class GemmCore(wiring.Component):
         streaming = act & (tau >= R)
         m.d.comb += arr.shift.eq(loading)
         for c in range(C):
-            m.d.comb += [bbuf.r_addr[c].eq((R - 1) - t),
+            m.d.comb += [bbuf.r_addr[c].eq(Cat(((R - 1) - t)[:bank_bits], bsel)),
                          arr.b_in[c].eq(Mux(loading & ((R - 1) - tau < ks_v), bbuf.r_data[c], 0))]
         for r in range(R):
             m.d.comb += [abuf.r_addr[r].eq(tn - r),
