@@ -112,14 +112,10 @@ def targets(as_json: JsonFlag = False,
 
 
 def _option_row(o: dict[str, Any]) -> list[Any]:
-    allowed = o["allowed"]
-    if isinstance(allowed, dict):
-        lo, hi = allowed["min"], allowed["max"]
-        allowed = f"{lo}..{hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
-    elif isinstance(allowed, list):
-        allowed = ", ".join(map(str, allowed))
+    from hwforge.options import allowed_text
+
     default = ",".join(map(str, o["default"])) if isinstance(o["default"], list) else o["default"]
-    return [o["name"], o["type"], default, allowed or "", o["help"]]
+    return [o["name"], o["type"], default, allowed_text(o["allowed"]), o["help"]]
 
 
 @app.command()

@@ -82,6 +82,22 @@ def _parse_scalar(tp: Any, text: str) -> Any:
     return text
 
 
+def range_text(lo: float | None, hi: float | None) -> str:
+    """``1..32``, ``>= 1e-30`` or ``<= 8``: an inclusive range as error messages and option tables show it."""
+    if lo is not None and hi is not None:
+        return f"{lo}..{hi}"
+    return f">= {lo}" if lo is not None else f"<= {hi}"
+
+
+def allowed_text(allowed: Any, quote: str = "") -> str:
+    """The ``allowed`` entry of a `Options.describe` row as text (choices joined, a range, or empty)."""
+    if isinstance(allowed, list):
+        return ", ".join(f"{quote}{a}{quote}" for a in allowed)
+    if isinstance(allowed, dict):
+        return range_text(allowed["min"], allowed["max"])
+    return ""
+
+
 _EXPECTED = {"int": "an integer", "float": "a number", "bool": "0 or 1", "list[int]": "a comma-separated integer list"}
 
 
@@ -182,9 +198,7 @@ class Options:
                 raise OptionError(self.OWNER, f.name, value, f"is not allowed; choose one of {allowed}")
             lo, hi = meta["lo"], meta["hi"]
             if (lo is not None and value < lo) or (hi is not None and value > hi):
-                rng = f"{lo}..{hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None
-                                                                                 else f"<= {hi}")
-                raise OptionError(self.OWNER, f.name, value, f"must be in {rng}")
+                raise OptionError(self.OWNER, f.name, value, f"must be in {range_text(lo, hi)}")
 
 
 def _is_instance(value: Any, tp: Any) -> bool:
@@ -208,17 +222,9 @@ def options_table_markdown(cls: type[Options]) -> str:
     """The README's options table for one options class (generated, so docs and code cannot drift)."""
     lines = ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
     for row in cls.describe():
-        allowed = row["allowed"]
-        if isinstance(allowed, list):
-            allowed_text = ", ".join(f"`{a}`" for a in allowed)
-        elif isinstance(allowed, dict):
-            lo, hi = allowed["min"], allowed["max"]
-            allowed_text = f"{lo}..{hi}" if lo is not None and hi is not None else (f">= {lo}" if lo is not None
-                                                                                   else f"<= {hi}")
-        else:
-            allowed_text = ""
+        allowed = allowed_text(row["allowed"], quote="`")
         default = row["default"]
         default_text = ",".join(map(str, default)) if isinstance(default, list) else str(default)
         kind = f" ({row['kind']})" if row["kind"] else ""
-        lines.append(f"| `{row['name']}` | {row['type']} | `{default_text}` | {allowed_text} | {row['help']}{kind} |")
+        lines.append(f"| `{row['name']}` | {row['type']} | `{default_text}` | {allowed} | {row['help']}{kind} |")
     return "\n".join(lines) + "\n"

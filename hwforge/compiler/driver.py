@@ -23,6 +23,7 @@ from hwforge.compiler.targets import get_target
 from hwforge.errors import ConfigError
 from hwforge.options import OptionError, Options, option
 from hwforge.testing import faults
+from hwforge.toolchain import artifact_versions
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,6 @@ def parse_sets(sets: list[str]) -> dict[str, str]:
             raise ConfigError(f"--set {key}: given twice")
         out[key] = value
     return out
-
-
-def toolchain_versions() -> dict[str, str]:
-    """Versions of the packages and tools that shape generated files (recorded in the manifest)."""
-    from hwforge.toolchain import artifact_versions
-
-    return artifact_versions()
 
 
 def _select_inputs(model: Any, samples: str) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
@@ -113,7 +107,7 @@ def split_sets(target: Any, sets: list[str]) -> tuple[Any, CompileOptions]:
 def _manifest_extras(general: CompileOptions) -> dict[str, Any]:
     """Manifest fields besides the target's options: general options, and any test-only fault (so `verify`
     regenerates the same deliberately broken variant)."""
-    extras: dict[str, Any] = {"compile_options": general.to_dict(), "toolchain": toolchain_versions()}
+    extras: dict[str, Any] = {"compile_options": general.to_dict(), "toolchain": artifact_versions()}
     selected = faults.selected()
     if selected:
         extras["test_faults"] = selected

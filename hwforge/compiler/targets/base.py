@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hwforge.compiler.results import CompileReport, OutputMetrics, VerifyResult
+from hwforge.compiler.results import CompileReport, VerifyResult
 from hwforge.errors import ConfigError
 from hwforge.options import Options
 
@@ -112,12 +112,6 @@ class PlannedTarget(Target):
 
     def parse_options(self, sets: Mapping[str, str]) -> Options:
         raise ConfigError(f"target {self.name!r} is planned (issue {self.issue}) and cannot compile yet")
-
-
-def output_metrics(hardware: np.ndarray, reference: np.ndarray, labels: np.ndarray | None = None,
-                   int_reference: np.ndarray | None = None) -> OutputMetrics:
-    """Error of a hardware output against float PyTorch, and argmax accuracies when labels are known."""
-    return OutputMetrics.compare(hardware, reference, labels, int_reference)
 
 
 _TARGETS: dict[str, Target] = {}

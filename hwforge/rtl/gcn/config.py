@@ -95,18 +95,15 @@ class SnfConfig(Options):
         if self.lanes > self.elems_per_line or self.lanes % self.per_word or self.elems_per_line % self.lanes:
             raise bad("lanes", f"must be a multiple of {self.per_word} (elements per bus word) dividing "
                                f"{self.elems_per_line} (elements per 64-byte line)")
-        if self.slice_lines > self.max_row_lines:
-            raise bad("slice_lines", f"must be in 1..max_row_lines={self.max_row_lines}")
-        if self.tiles > self.max_tiles:
-            raise bad("tiles", f"must be in 1..max_tiles={self.max_tiles}")
+        # program fields bounded by the hardware they run on
+        for name, limit, lo in (("slice_lines", "max_row_lines", 1), ("tiles", "max_tiles", 1),
+                                ("chunk", "max_chunk", 1), ("active_engines", "engines", 0)):
+            if getattr(self, name) > getattr(self, limit):
+                raise bad(name, f"must be in {lo}..{limit}={getattr(self, limit)}")
         cands = self.candidates
         if not 1 <= len(cands) <= MAX_CANDIDATES or not all(1 <= c <= self.max_row_lines for c in cands):
             raise bad("candidates", f"must be 1..{MAX_CANDIDATES} slice widths in 1..max_row_lines="
                                     f"{self.max_row_lines} lines")
-        if self.chunk > self.max_chunk:
-            raise bad("chunk", f"must be in 1..max_chunk={self.max_chunk}")
-        if self.active_engines > self.engines:
-            raise bad("active_engines", f"must be in 0..engines={self.engines}")
 
     # ---- derived sizes ---------------------------------------------------------------------------------
     @property

@@ -51,7 +51,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hwforge.errors import ConfigError
+from hwforge.rtl.lib.checks import bus_problem, fault_problem, refuse
 from hwforge.rtl.lib.memport import MemPortSignature
 
 #: Deliberate defects for testing the tests: ``wrong_wstrb`` enables only the lower half of the byte lanes;
@@ -64,9 +64,6 @@ PAGE_BYTES = 4096
 #: ``AxCACHE`` = normal non-cacheable bufferable, the value Xilinx IP documents for DMA masters.
 AXCACHE = 0b0011
 AXBURST_INCR = 0b01
-
-#: Amaranth's `MustUse` flag (name-mangled there; a literal attribute here would be mangled again).
-_MUSTUSE_SILENCE = "_MustUse__silence"
 
 
 def axi4_master_members(axi_addr_width: int, data_width: int, id_width: int = 1) -> dict[str, wiring.Member]:
@@ -90,10 +87,8 @@ def axi4_master_members(axi_addr_width: int, data_width: int, id_width: int = 1)
 def _check_params(addr_width: int, data_width: int, axi_addr_width: int, max_burst: int, max_outstanding: int,
                   fault: str | None) -> str | None:
     """One-line description of the first bad constructor parameter (named first), or None."""
-    if not 1 <= addr_width <= 32:
-        return f"addr_width must be 1..32, got {addr_width}"
-    if not (32 <= data_width <= 512 and data_width & (data_width - 1) == 0):
-        return f"data_width must be a power of two in 32..512, got {data_width}"
+    if problem := bus_problem(addr_width, data_width):
+        return problem
     need = addr_width + (data_width // 8).bit_length() - 1
     if not need <= axi_addr_width <= 64:
         return f"axi_addr_width must be {need}..64 (addr_width + log2(data_width / 8)), got {axi_addr_width}"
@@ -101,9 +96,7 @@ def _check_params(addr_width: int, data_width: int, axi_addr_width: int, max_bur
         return f"max_burst must be 1..256 (AXI4 INCR limit), got {max_burst}"
     if not 1 <= max_outstanding <= 256:
         return f"max_outstanding must be 1..256, got {max_outstanding}"
-    if fault is not None and fault not in FAULTS:
-        return f"fault must be None or one of {', '.join(FAULTS)}, got {fault!r}"
-    return None
+    return fault_problem(fault, FAULTS)
 
 
 class MemPortToAxi4(wiring.Component):
@@ -115,8 +108,7 @@ class MemPortToAxi4(wiring.Component):
             axi_addr_width = addr_width + max(0, (data_width // 8).bit_length() - 1)
         problem = _check_params(addr_width, data_width, axi_addr_width, max_burst, max_outstanding, fault)
         if problem:
-            setattr(self, _MUSTUSE_SILENCE, True)     # dropped on purpose: no UnusedElaboratable warning
-            raise ConfigError(f"MemPortToAxi4: {problem}")
+            refuse(self, problem)
         self.addr_width = addr_width
         self.data_width = data_width
         self.axi_addr_width = axi_addr_width
@@ -278,8 +270,7 @@ class Axi4LiteControl(wiring.Component):
 
     def __init__(self, addr_width: int = 4):
         if not 4 <= addr_width <= 32:
-            setattr(self, _MUSTUSE_SILENCE, True)
-            raise ConfigError(f"Axi4LiteControl: addr_width must be 4..32, got {addr_width}")
+            refuse(self, f"addr_width must be 4..32, got {addr_width}")
         self.addr_width = addr_width
         super().__init__({
             "s_axil_awaddr": In(addr_width), "s_axil_awprot": In(3), "s_axil_awvalid": In(1),

@@ -49,7 +49,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hwforge.errors import ConfigError
+from hwforge.rtl.lib.checks import bus_problem, fault_problem, refuse
 from hwforge.rtl.lib.memport import MemPortSignature
 
 #: Deliberate defects for testing the tests: ``drop_last_word`` never sets ``last``; ``reorder`` swaps the
@@ -60,9 +60,6 @@ FAULTS: tuple[str, ...] = ("drop_last_word", "reorder", "ignore_credits")
 #: Cycles a credit spends beyond the memory latency (see the module docstring): sustained words per cycle are
 #: ``min(1, max_in_flight / (latency + CREDIT_OVERHEAD))``.
 CREDIT_OVERHEAD = 2
-
-#: Amaranth's `MustUse` flag (name-mangled there; a literal attribute here would be mangled again).
-_MUSTUSE_SILENCE = "_MustUse__silence"
 
 
 def dma_command_layout(addr_width: int, len_width: int) -> data.StructLayout:
@@ -91,17 +88,13 @@ def dma_cycles(length: int, latency: int, max_in_flight: int) -> int:
 def _check_params(addr_width: int, data_width: int, max_in_flight: int, len_width: int,
                   fault: str | None) -> str | None:
     """One-line description of the first bad constructor parameter (named first), or None."""
-    if not 1 <= addr_width <= 32:
-        return f"addr_width must be 1..32, got {addr_width}"
-    if not (32 <= data_width <= 512 and data_width & (data_width - 1) == 0):
-        return f"data_width must be a power of two in 32..512, got {data_width}"
+    if problem := bus_problem(addr_width, data_width):
+        return problem
     if not 1 <= max_in_flight <= 16:
         return f"max_in_flight must be 1..16, got {max_in_flight}"
     if not 1 <= len_width <= 32:
         return f"len_width must be 1..32, got {len_width}"
-    if fault is not None and fault not in FAULTS:
-        return f"fault must be None or one of {', '.join(FAULTS)}, got {fault!r}"
-    return None
+    return fault_problem(fault, FAULTS)
 
 
 class DmaReader(wiring.Component):
@@ -111,8 +104,7 @@ class DmaReader(wiring.Component):
                  fault: str | None = None):
         problem = _check_params(addr_width, data_width, max_in_flight, len_width, fault)
         if problem:
-            setattr(self, _MUSTUSE_SILENCE, True)     # dropped on purpose: no UnusedElaboratable warning
-            raise ConfigError(f"DmaReader: {problem}")
+            refuse(self, problem)
         self.addr_width = addr_width
         self.data_width = data_width
         self.max_in_flight = max_in_flight

@@ -13,7 +13,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from hwforge.errors import ConfigError
+from hwforge.rtl.lib.checks import refuse
 
 
 class LaneBuffer(wiring.Component):
@@ -21,7 +21,7 @@ class LaneBuffer(wiring.Component):
 
     def __init__(self, lanes: int, depth: int, shape: ShapeCastable):
         if lanes < 1 or depth < 1:
-            raise ConfigError(f"LaneBuffer: lanes ({lanes}) and depth ({depth}) must be positive")
+            refuse(self, f"lanes ({lanes}) and depth ({depth}) must be positive")
         self.lanes = lanes
         self.depth = depth
         self.shape = shape
@@ -66,10 +66,7 @@ class PackedLaneBuffer(wiring.Component):
         elif pack < 1 or pack & (pack - 1):
             problem = f"pack must be a power of two, got {pack}"
         if problem:
-            from hwforge.rtl.lib.dma import _MUSTUSE_SILENCE
-
-            setattr(self, _MUSTUSE_SILENCE, True)  # dropped on purpose: no UnusedElaboratable warning
-            raise ConfigError(f"PackedLaneBuffer: {problem}")
+            refuse(self, problem)
         self.lanes, self.width, self.pack = lanes, width, pack
         self.slot_bits = ceil_log2(pack)
         self.words = -(-depth // pack)
