@@ -261,11 +261,11 @@ class GemmCore(wiring.Component):
             """Advance the (li, lj) gather loader loop; at the end, chain to the next load or to streaming."""
             with m.If(lj + 1 < LJ):
                 m.d.sync += [lj.eq(lj + 1), cur_e.eq(row_e + lj + 1)]
-                m.next = "LOAD_ELEM_G"
+                m.next = "GATHER_REQ"
             with m.Elif(li + 1 < LI):
                 m.d.sync += [lj.eq(0), li.eq(li + 1), row_e.eq(row_e + e_stride), row_g.eq(row_g + g_stride),
                              cur_e.eq(row_e + e_stride)]
-                m.next = "LOAD_ELEM_G"
+                m.next = "GATHER_REQ"
             with m.Else():
                 finish_load()
 
@@ -323,8 +323,6 @@ class GemmCore(wiring.Component):
                 m.next = "FOLD_SETUP"
             with m.State("FOLD_SETUP"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(ld_active):  # a prefetch is still loading: wait for it
-                    m.next = "FOLD_SETUP"
                 rv = _min(mstep, M - m0)
                 tt = K if os_flow else rv
                 m.d.sync += [rows_v.eq(rv), cols_v.eq(_min(C, N - n0)), ks_v.eq(_min(R, K - k0)), T.eq(tt),
@@ -334,8 +332,8 @@ class GemmCore(wiring.Component):
                     skip = last
                 else:
                     skip = 0
-                with m.If(ld_active):
-                    pass
+                with m.If(ld_active):  # a prefetch is still loading: wait for it
+                    m.next = "FOLD_SETUP"
                 with m.Elif(skip):
                     m.d.sync += prefetched.eq(0)
                     m.next = "FOLD_NEXT"
@@ -369,7 +367,7 @@ class GemmCore(wiring.Component):
             with m.State("LOAD_DISPATCH"):  # gathered A goes element by element; contiguous rows through the DMA
                 m.d.comb += self.busy.eq(1)
                 with m.If(lg_use):
-                    m.next = "LOAD_ELEM_G"
+                    m.next = "GATHER_REQ"
                 with m.Else():
                     m.d.sync += ld_active.eq(1)
                     m.next = "DMA_LOAD"
@@ -377,12 +375,6 @@ class GemmCore(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~ld_active):
                     finish_load()
-            with m.State("LOAD_ELEM_G"):  # dispatch: gather lookup first, or straight to the element
-                m.d.comb += self.busy.eq(1)
-                with m.If(lg_use):
-                    m.next = "GATHER_REQ"
-                with m.Else():
-                    m.next = "ELEM"
             with read_word("GATHER", desc[F.GATHER] + row_g + lj) as word:
                 idx = word[:32]
                 with m.If(idx[31]):  # -1: zero padding
@@ -431,7 +423,7 @@ class GemmCore(wiring.Component):
                     nxt = n0 + C
                     with m.If((t == 0) & (nxt < N)):  # prefetch the next fold's weights into the other bank
                         m.d.sync += [mode.eq(OS_B), li.eq(0), lj.eq(0), LI.eq(_min(C, N - nxt)), LJ.eq(K),
-                                     row_e.eq(nxt * K), e_stride.eq(K), base.eq(desc[F.W]), lg_use.eq(0),
+                                     row_e.eq(nxt * K), e_stride.eq(K), base.eq(desc[F.W]),
                                      dma_row_e.eq(nxt * K), off.eq(nxt * K), dma_ci.eq(0),
                                      wbank.eq(bsel if self.fault == "early_swap" else ~bsel),
                                      ld_active.eq(1), prefetched.eq(1)]

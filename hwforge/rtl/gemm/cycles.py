@@ -53,7 +53,10 @@ def roofline_cycles(cfg: GemmConfig, M: int, K: int, N: int, m_tile: int | None 
 
     Bytes are what a perfect memory system must move at least once: the distinct A elements (``a_elements``,
     e.g. the source tensor of an im2col gather; default ``M*K``), the weights, the int32 bias and the output,
-    in the array's memory containers. Measured cycles over this bound is the figure of merit.
+    in the array's memory containers. The compute term is this configuration's own fold count
+    (`rtl_compute_cycles`), so where WS must split M into chunks because its buffers are shallow the bound includes
+    that cost; `fold_cycles_formula` is the unchunked array bound. Measured cycles over this bound is the figure
+    of merit.
     """
     cb = cfg.container_bits // 8
     a = M * K if a_elements is None else a_elements
