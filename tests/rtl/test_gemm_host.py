@@ -20,6 +20,7 @@ from hwforge.rtl.gemm import (
     rtl_compute_cycles,
     unpack,
 )
+from hwforge.rtl.gemm.program import resident
 
 
 def test_from_options_parses_and_defaults():
@@ -84,6 +85,15 @@ def test_pack_roundtrip(width, bus):
     np.testing.assert_array_equal(unpack(cfg, words)[:37], v)
 
 
+def test_resident_weights_exactly_when_every_column_block_fits():
+    """OS keeps a layer's weights on chip when ceil(N/C) blocks of K (padded to words) fit both banks."""
+    cfg = GemmConfig(rows=4, cols=4, width=8, dataflow="os", op_depth=64, bus_width=32)   # banks: 2 x 64
+    assert resident(cfg, 64, 8) and not resident(cfg, 64, 9)          # 2 blocks of 64 fit, 3 do not
+    assert resident(cfg, 31, 16) and not resident(cfg, 33, 16)        # K=31 pads to 32: 4 x 32 = 128
+    assert not resident(GemmConfig(rows=4, cols=4, width=8, dataflow="ws", op_depth=64), 4, 4)
+    assert not resident(GemmConfig(rows=1, cols=1, width=8, dataflow="os", op_depth=256), 1, 65)  # 64 bias slots
+
+
 def test_program_layout_and_readback():
     layers, x = mlp(0)
     prog = build_program(OS_CFG, layers, x)
@@ -91,7 +101,7 @@ def test_program_layout_and_readback():
     d1 = prog.words[1 + DESC_WORDS: 1 + 2 * DESC_WORDS]
     assert (d1[F.M], d1[F.K], d1[F.N]) == (5, 5, 4)
     assert d1[F.SRC] == prog.plans[0].dst and d1[F.SRC_STRIDE] == 8  # padded rows of layer 0's output
-    assert d1[F.FLAGS] == 1 and prog.plans[0].dst_words == 2
+    assert d1[F.FLAGS] == 1 | 4 and prog.plans[0].dst_words == 2   # ReLU, weights resident
     # read_outputs inverts the output packing (fake the hardware by packing the reference)
     refs = reference(OS_CFG, layers, x)
     mem = list(prog.words)

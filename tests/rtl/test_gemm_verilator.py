@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gemm_cases import COMB_CFG, COMB_SHIFT, OS_CFG, WS_CFG, class_bytes, conv_net, fixed_point_layer, mlp
+from gemm_cases import COMB_CFG, COMB_SHIFT, OS_CFG, WS_CFG, conv_net, fixed_point_layer, mlp
 
 from hwforge.ir.quant import qmatmul_fixed_int
 from hwforge.rtl.gemm import build_program, fold_cycles_formula, reference, rtl_compute_cycles
 from hwforge.rtl.gemm.sim import emit_verilog, simulate
+from hwforge.rtl.gemm.traffic import program_traffic
 
 pytestmark = [pytest.mark.slow]
 
@@ -56,6 +57,8 @@ def test_compute_cycles_match_formula(conv_run):
     assert res.cycles > res.compute_cycles > 0
     assert res.bytes_written == sum(p.m * p.dst_words for p in prog.plans) * cfg.bus_width // 8
     assert res.bytes_read > 0 and 0 < res.stall_cycles <= res.busy_cycles <= res.cycles
+    # the traffic model replays the loop nest, gathers included, word for word
+    assert res.bytes_read + res.bytes_written == sum(program_traffic(prog).values())
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
@@ -70,6 +73,7 @@ def test_mlp_under_stalls(dataflow, seed, stall, latency, build_cache, tmp_path)
     assert (res.folds, res.compute_cycles) == (folds, cycles)
     if stall == 0.0:
         assert res.stall_cycles < res.busy_cycles
+    assert res.bytes_read + res.bytes_written == sum(program_traffic(prog).values())
     # no M chunking here, so the RTL count is SCALE-Sim's formula itself
     assert cfg.dataflow == "os" or all(p.m_tile >= p.m for p in prog.plans)
     assert res.compute_cycles == sum(fold_cycles_formula(cfg, p.m, p.k, p.n)[1] for p in prog.plans)
@@ -104,5 +108,5 @@ def test_fixed_point_combination_with_traffic_classes(seed, relu, stall, m, buil
     assert np.abs(x @ layer.weight.T).max() >= 1 << 31  # the accumulator really wraps
     np.testing.assert_array_equal(res.outputs[0], want)
     np.testing.assert_array_equal(reference(COMB_CFG, layers, x)[0], want)
-    assert res.bytes_by_class == class_bytes(COMB_CFG, *x.shape, layer.n, prog.plans[0].m_tile)
+    assert res.bytes_by_class == program_traffic(prog)
     assert sum(res.bytes_by_class.values()) == res.bytes_read + res.bytes_written

@@ -8,7 +8,8 @@ containers of `GemmConfig.container_bits` (8 bits for width 4/8, 16 bits for wid
 Layout::
 
     word 0                 number of layers L
-    word 1 + 16*i + f      descriptor of layer i, field f (see `F`)
+    word 1 + 20*i + f      descriptor of layer i, field f (see `F`; the products the loops step by are
+                           precomputed here, so the sequencer only adds and compares)
     ...                    per layer: weights (N x K row-major, packed), bias (N words),
                            gather table (M x K words, int32, -1 = zero), all word aligned
     ...                    network input (packed, flat)
@@ -31,17 +32,20 @@ import numpy as np
 from hwforge.errors import ConfigError
 from hwforge.ir.quant import qlinear_int, qrange
 from hwforge.rtl.gemm.config import GemmConfig, GemmLayer
+from hwforge.rtl.gemm.isa import BIAS_SLOTS
+from hwforge.rtl.gemm.load import bank_geometry
 
-DESC_WORDS = 16
+DESC_WORDS = 20
 
 
 class F(IntEnum):
-    """Descriptor fields (word offsets within a layer's 16-word descriptor)."""
+    """Descriptor fields (word offsets within a layer's DESC_WORDS-word descriptor)."""
 
     M = 0            # rows of A / output
     K = 1            # reduction length
     N = 2            # outputs per row
-    FLAGS = 3        # bit 0: ReLU, bit 1: A is gathered through the index table
+    FLAGS = 3        # bit 0: ReLU, bit 1: A is gathered through the index table, bit 2: OS only, the layer's
+                     # weights stay resident (every column block fits the weight buffer at once, see `resident`)
     MULT = 4         # requantisation multiplier (unsigned, < 2**16)
     SHIFT = 5        # requantisation right shift (0..47)
     SRC = 6          # word address of the source tensor
@@ -52,6 +56,11 @@ class F(IntEnum):
     DST = 11         # word address of the output
     DST_WORDS = 12   # words per output row (npad = DST_WORDS * per_word elements)
     M_TILE = 13      # WS only: rows of A per chunk (bounded by op_depth and out_depth)
+    A_STEP = 14      # elements of the source between row blocks: mstep * SRC_STRIDE (mstep = rows (OS) or M_TILE)
+    G_STEP = 15      # gather-table words between row blocks: mstep * K
+    B_STEP = 16      # weight elements between column blocks: cols * K
+    DST_STEP = 17    # output words between row blocks: mstep * DST_WORDS
+    OUT_WORDS = 18   # output words of the layer: M * DST_WORDS
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,17 @@ def unpack(cfg: GemmConfig, words: list[int]) -> np.ndarray:
             c = (int(w) >> (cb * j)) & ((1 << cb) - 1)
             out.append(c - (1 << cb) if c >> (cb - 1) else c)
     return np.asarray(out, dtype=np.int64)
+
+
+def resident(cfg: GemmConfig, k: int, n: int) -> bool:
+    """Whether an output-stationary layer keeps all its weights on chip: every column block's K (padded to
+    whole words) side by side in the two weight banks, and one bias slot per block. The weights are then read
+    once per layer instead of once per row block; in WS each weight tile is already used by a whole chunk."""
+    if cfg.dataflow != "os":
+        return False
+    blocks = -(-n // cfg.cols)
+    kpad = -(-k // cfg.per_word) * cfg.per_word
+    return blocks * kpad <= 2 * (1 << bank_geometry(cfg)[1]) and blocks <= BIAS_SLOTS
 
 
 def _check_fits(name: str, values: np.ndarray, bits: int) -> None:
@@ -223,12 +243,16 @@ def build_program(cfg: GemmConfig, layers: list[GemmLayer], x: np.ndarray) -> Pr
         dst = place([0] * (m * dst_words))
         desc = [0] * DESC_WORDS
         desc[F.M], desc[F.K], desc[F.N] = m, k, n
-        desc[F.FLAGS] = int(bool(layer.relu)) | (2 if gathers[i] is not None else 0)
+        desc[F.FLAGS] = (int(bool(layer.relu)) | (2 if gathers[i] is not None else 0)
+                         | (4 if resident(cfg, k, n) else 0))
         desc[F.MULT], desc[F.SHIFT] = int(layer.multiplier), int(layer.shift)
         desc[F.SRC], desc[F.SRC_STRIDE] = src_addr, src_strides[i]
         desc[F.GATHER] = gathers[i] or 0
         desc[F.W], desc[F.BIAS], desc[F.DST], desc[F.DST_WORDS], desc[F.M_TILE] = (
             w_addr, b_addr, dst, dst_words, m_tile)
+        mstep = cfg.rows if cfg.dataflow == "os" else m_tile
+        desc[F.A_STEP], desc[F.G_STEP], desc[F.B_STEP] = mstep * src_strides[i], mstep * k, cfg.cols * k
+        desc[F.DST_STEP], desc[F.OUT_WORDS] = mstep * dst_words, m * dst_words
         words[1 + DESC_WORDS * i: 1 + DESC_WORDS * (i + 1)] = desc
         plans.append(LayerPlan(m, k, n, dst, dst_words, m_tile))
         src_addr = dst

@@ -1,0 +1,161 @@
+"""`ComputeUnit`: runs one fold of the systolic array per instruction, reading double-buffered operand tiles.
+
+A fold streams a tile through the array for a fixed number of cycles (the SCALE-Sim formula, see
+`hwforge.rtl.gemm.cycles`) and never touches memory, so loads and stores of other folds overlap it entirely.
+The bias joins the accumulators here rather than in the requantiser: OS adds it to each result as it drains
+out of the bottom edge, WS feeds it into the top of each column on the first K block. Both wrap at
+``acc_width`` exactly like ``wrap(acc + bias)``, and the bias therefore belongs to the B bank the fold holds,
+which it gives back at the fold's end.
+
+Tokens: a fold takes ``b_ready`` (and ``a_ready`` on the first fold of an A tile, ``acc_free`` on the first fold
+into an accumulator bank) before it starts, and in its last cycle gives ``b_free`` (and ``a_free`` after the
+last fold of an A tile, ``acc_ready`` after the last fold into an accumulator bank). The next instruction is
+taken in that same cycle when its tokens are there, so back-to-back folds lose one cycle each.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hwforge.rtl.gemm.array import SystolicArray
+from hwforge.rtl.gemm.config import GemmConfig
+from hwforge.rtl.gemm.isa import BIAS_BITS, COMPUTE_LAYOUT
+from hwforge.rtl.gemm.load import bank_geometry
+
+#: Bits of the fold-time counter: T (at most 65,536) plus the array's fill and drain.
+TIME_BITS = 18
+
+
+def acc_addr_bits(cfg: GemmConfig) -> int:
+    """Address bits of one accumulator-buffer bank (``op_depth`` entries per lane)."""
+    return max(1, (cfg.op_depth - 1).bit_length())
+
+
+class ComputeUnit(wiring.Component):
+    """The array plus its feeding and draining logic; see the module docstring."""
+
+    def __init__(self, cfg: GemmConfig, fault: str | None = None):
+        self.cfg = cfg
+        self.fault = fault
+        R, C, W, AW = cfg.rows, cfg.cols, cfg.width, cfg.acc_width
+        _, elem_bits = bank_geometry(cfg)
+        ab = elem_bits + 1
+        cb = acc_addr_bits(cfg)
+        super().__init__({
+            "instr": In(stream.Signature(COMPUTE_LAYOUT)),
+            "start": In(1),
+            "a_r_addr": Out(unsigned(ab)).array(R), "a_r_data": In(signed(W)).array(R),
+            "b_r_addr": Out(unsigned(ab)).array(C), "b_r_data": In(signed(W)).array(C),
+            "bias_r_addr": Out(BIAS_BITS), "bias_r_data": In(signed(32)).array(C),
+            "acc_w_en": Out(1).array(C), "acc_w_addr": Out(unsigned(cb)).array(C),
+            "acc_w_data": Out(signed(AW)).array(C),
+            "acc_r_addr": Out(unsigned(cb)).array(C), "acc_r_data": In(signed(AW)).array(C),
+            "accbank": Out(1), "streaming": Out(1),
+            "a_ready": In(1), "a_ready_pop": Out(1), "b_ready": In(1), "b_ready_pop": Out(1),
+            "acc_free": In(1), "acc_free_pop": Out(1),
+            "a_free_push": Out(1), "b_free_push": Out(1), "acc_ready_push": Out(1),
+            "compute_cycles": Out(unsigned(32)), "folds": Out(unsigned(32)), "idle": Out(1),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        cfg = self.cfg
+        R, C, AW = cfg.rows, cfg.cols, cfg.acc_width
+        flip = AW - 2 if self.fault == "flip_acc_bit" else None
+        m.submodules.array = arr = SystolicArray(R, C, cfg.width, AW, cfg.dataflow, fault_flip_bit=flip)
+
+        ins = Signal(COMPUTE_LAYOUT)
+        t, tau = Signal(TIME_BITS), Signal(TIME_BITS)
+        L = Signal(TIME_BITS)
+        act = Signal()          # the array streams this cycle (tau valid)
+        running = Signal()
+        m.d.sync += [act.eq(0), tau.eq(t)]
+        m.d.comb += [self.accbank.eq(ins.accbank), self.streaming.eq(running), self.idle.eq(~running)]
+        with m.If(self.start):
+            m.d.sync += [self.compute_cycles.eq(0), self.folds.eq(0)]
+        with m.Elif(act):
+            m.d.sync += self.compute_cycles.eq(self.compute_cycles + 1)
+
+        # take the next instruction when its tokens are there (from idle, or in a fold's last cycle)
+        p = self.instr.payload
+        can_take = Signal()
+        m.d.comb += can_take.eq(self.instr.valid & (~p.pop_b | self.b_ready) & (~p.pop_a | self.a_ready)
+                                & (~p.pop_acc_free | self.acc_free))
+
+        def take() -> None:
+            with m.If(can_take):
+                m.d.comb += [self.instr.ready.eq(1), self.b_ready_pop.eq(p.pop_b), self.a_ready_pop.eq(p.pop_a),
+                             self.acc_free_pop.eq(p.pop_acc_free)]
+                m.d.sync += [ins.eq(p), t.eq(0), running.eq(1), self.folds.eq(self.folds + 1),
+                             L.eq(p.t_len + (2 * R + C - 2))]
+            with m.Else():
+                m.d.sync += running.eq(0)
+
+        with m.If(~running):
+            take()
+        with m.Else():
+            m.d.sync += [t.eq(t + 1), act.eq(t < L)]
+            with m.If(t == L):
+                m.d.comb += [self.b_free_push.eq(ins.push_b_free), self.a_free_push.eq(ins.push_a_free),
+                             self.acc_ready_push.eq(ins.push_acc_ready)]
+                take()
+        m.d.comb += arr.clear.eq(running & (t == 0))
+        self._feed(m, arr, ins, t, tau, act)
+        return m
+
+    def _feed(self, m: Module, arr: SystolicArray, ins, t, tau, act) -> None:
+        """Operand-buffer addresses (issued at ``t``) and array edges (driven at ``tau = t - 1``).
+
+        Reads are synchronous, so the address for array time ``tau`` is issued one cycle earlier; the range
+        checks use ``tau`` and zero every operand outside its valid window, which is what lets partial tiles
+        and the pipeline fill/drain share one schedule.
+        """
+        cfg = self.cfg
+        R, C = cfg.rows, cfg.cols
+        _, eb = bank_geometry(cfg)
+        T = ins.t_len
+        m.d.comb += self.bias_r_addr.eq(ins.bslot)   # read once per fold; used from tau >= 1 on
+        bias = self.bias_r_data
+
+        def a_addr(e):
+            return ins.aoff + e[:eb]
+
+        def b_addr(e):
+            return ins.boff + e[:eb]
+
+        if cfg.dataflow == "os":
+            drain_at = T + (R + C - 2)
+            for r in range(R):
+                m.d.comb += [self.a_r_addr[r].eq(a_addr(t - r)),
+                             arr.a_in[r].eq(Mux(act & (tau >= r) & (tau - r < T), self.a_r_data[r], 0))]
+            for c in range(C):
+                m.d.comb += [self.b_r_addr[c].eq(b_addr(t - c)),
+                             arr.b_in[c].eq(Mux(act & (tau >= c) & (tau - c < T), self.b_r_data[c], 0)),
+                             arr.top_in[c].eq(0)]
+            drain = act & (tau >= drain_at)
+            m.d.comb += arr.shift.eq(drain)
+            for c in range(C):
+                m.d.comb += [self.acc_w_en[c].eq(drain), self.acc_w_addr[c].eq(drain_at + (R - 1) - tau),
+                             self.acc_w_data[c].eq(arr.out[c] + bias[c])]
+            return
+        # weight-stationary: tau in [0, R) preloads weights, then tp = tau - R is the stream time
+        tn, tp = Signal(TIME_BITS), Signal(TIME_BITS)
+        m.d.comb += [tn.eq(t - R), tp.eq(tau - R)]
+        loading = act & (tau < R)
+        streaming = act & (tau >= R)
+        m.d.comb += arr.shift.eq(loading)
+        for c in range(C):
+            m.d.comb += [self.b_r_addr[c].eq(b_addr((R - 1) - t)),
+                         arr.b_in[c].eq(Mux(loading & ((R - 1) - tau < ins.ks), self.b_r_data[c], 0))]
+        for r in range(R):
+            m.d.comb += [self.a_r_addr[r].eq(a_addr(tn - r)),
+                         arr.a_in[r].eq(Mux(streaming & (tp >= r) & (tp - r < T), self.a_r_data[r], 0))]
+        for c in range(C):
+            m.d.comb += self.acc_r_addr[c].eq(tn - c)
+            m.d.comb += arr.top_in[c].eq(
+                Mux(streaming & (tp >= c) & (tp - c < T), Mux(ins.accumulate, self.acc_r_data[c], bias[c]), 0))
+            mm = tp - (R - 1 + c)
+            m.d.comb += [self.acc_w_en[c].eq(streaming & (tp >= R - 1 + c) & (mm < T)),
+                         self.acc_w_addr[c].eq(mm), self.acc_w_data[c].eq(arr.out[c])]
