@@ -43,6 +43,7 @@ def run_demo(artifact: Path, log: Console) -> dict[str, Any]:
         "accuracy_hardware": output.accuracy_hardware,
         "mismatches": result.mismatches,
         "cycles": result.cycles,
+        "predicted_cycles": result.predicted_cycles,
         "bound_cycles": result.bound_cycles,
         "compute_cycles": result.compute_cycles,
         "bytes_read": result.bytes_read,
@@ -65,6 +66,8 @@ def render_demo(r: dict[str, Any], out: Console) -> None:
         "hardware accuracy (Verilator)": pct(r["accuracy_hardware"]),
         "mismatches vs integer reference": r["mismatches"],
         "cycles": f"{r['cycles']:,}",
+        "cycle model's prediction": f"{r['predicted_cycles']:,} (measured / predicted "
+                                    f"{r['cycles'] / max(r['predicted_cycles'], 1):.3f})",
         "roofline bound (cycles)": f"{r['bound_cycles']:,} ({r['cycles'] / max(r['bound_cycles'], 1):.1f}x)",
         "array compute cycles": f"{r['compute_cycles']:,}",
         "MACs": f"{r['macs']:,}",

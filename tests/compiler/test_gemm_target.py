@@ -41,6 +41,10 @@ def test_verify_mlp_4x4_passes_with_counters(mlp_4x4: Path) -> None:
     # the roofline bound is a bound: no run beats it, and it is the sum of the per-layer bounds
     assert 0 < result["bound_cycles"] <= result["cycles"]
     assert result["bound_cycles"] == sum(layer["bound_cycles"] for layer in compile_report["layers"])
+    # the cycle model's prediction (per layer at compile time, for the memory verify simulates) is reported
+    # beside the measured total and is within the error the benchmark measures
+    assert result["predicted_cycles"] == sum(layer["predicted_cycles"] for layer in compile_report["layers"])
+    assert abs(result["cycles"] / result["predicted_cycles"] - 1) <= 0.15
     assert result["schema"] == 1 and result["kind"] == "verify" and result["target"] == "gemm"
     assert (mlp_4x4 / "reports" / "verify.json").exists()
 

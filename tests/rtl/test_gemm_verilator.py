@@ -12,7 +12,13 @@ import pytest
 from gemm_cases import COMB_CFG, COMB_SHIFT, OS_CFG, WS_CFG, conv_net, fixed_point_layer, mlp
 
 from hwforge.ir.quant import qmatmul_fixed_int
-from hwforge.rtl.gemm import build_program, fold_cycles_formula, reference, rtl_compute_cycles
+from hwforge.rtl.gemm import (
+    build_program,
+    fold_cycles_formula,
+    predict_program_cycles,
+    reference,
+    rtl_compute_cycles,
+)
 from hwforge.rtl.gemm.sim import emit_verilog, simulate
 from hwforge.rtl.gemm.traffic import program_traffic
 
@@ -77,6 +83,30 @@ def test_mlp_under_stalls(dataflow, seed, stall, latency, build_cache, tmp_path)
     # no M chunking here, so the RTL count is SCALE-Sim's formula itself
     assert cfg.dataflow == "os" or all(p.m_tile >= p.m for p in prog.plans)
     assert res.compute_cycles == sum(fold_cycles_formula(cfg, p.m, p.k, p.n)[1] for p in prog.plans)
+
+
+@pytest.mark.parametrize("seed", range(10, 30))
+def test_random_programs_under_stalls(seed, build_cache, tmp_path):
+    """Twenty more seeds: random shapes, both dataflows, latencies 1/3/20 and stall rates up to one half."""
+    rng = np.random.default_rng(seed)
+    cfg = CFGS["os" if seed % 2 else "ws"]
+    layers, x = mlp(seed, m=int(rng.integers(1, 24)), k=int(rng.integers(1, 14)), n=int(rng.integers(1, 10)))
+    latency, stall = (1, 3, 20)[seed % 3], (0.1, 0.3, 0.5)[seed % 3]
+    prog, res, ref = _run(cfg, layers, x, build_cache, tmp_path, seed=seed, stall_prob=stall, latency=latency)
+    for got, want in zip(res.outputs, ref, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert res.bytes_read + res.bytes_written == sum(program_traffic(prog).values())
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("latency, stall", [(3, 0.0), (20, 0.0), (3, 0.3)])
+def test_cycle_model_predicts_the_rtl(dataflow, latency, stall, build_cache, tmp_path):
+    """`predict_layer_cycles` (what compile reports and `hwforge search` use) within 15 % of measured cycles."""
+    cfg = CFGS[dataflow]
+    layers, x = mlp(4, m=40, k=30, n=20)
+    prog, res, _ = _run(cfg, layers, x, build_cache, tmp_path, seed=4, stall_prob=stall, latency=latency)
+    predicted = sum(predict_program_cycles(prog, latency, stall))
+    assert abs(res.cycles / predicted - 1) <= 0.15, (res.cycles, predicted)
 
 
 @pytest.mark.parametrize("dataflow, fault", [("os", "flip_acc_bit"), ("ws", "drop_last_fold"),

@@ -43,6 +43,8 @@ class GemmCompileReport(CompileReport):
 class GemmVerifyResult(VerifyResult):
     """Counters of the whole run (one simulation runs every layer from the memory image)."""
 
+    predicted_cycles: int = 0
+    """The cycle model's total for the simulated memory (`hwforge.rtl.gemm.cycles.predict_layer_cycles`)."""
     compute_cycles: int = 0
     busy_cycles: int = 0
     stall_cycles: int = 0
@@ -52,8 +54,8 @@ class GemmVerifyResult(VerifyResult):
     stall_prob: float = 0.0
     latency: int = 0
 
-    SUMMARY: ClassVar[tuple[str, ...]] = ("cycles", "bound_cycles", "compute_cycles", "bytes_read", "bytes_written",
-                                          "stall_cycles")
+    SUMMARY: ClassVar[tuple[str, ...]] = ("cycles", "predicted_cycles", "bound_cycles", "compute_cycles",
+                                          "bytes_read", "bytes_written", "stall_cycles")
 
 
 def _a_elements(lowered) -> int:
@@ -104,20 +106,25 @@ class GemmTarget(Target):
         writer.add_text("tb/hwforge_tb.v", rtl.testbench_verilog(cfg))
         return GemmCompileReport(
             target=self.name, config=cfg.to_dict(), program_words=program.size,
-            layers=[self._layer_record(cfg, lowered, lp) for lowered, lp in zip(plan.layers, program.plans,
-                                                                                strict=True)],
+            layers=self._layer_records(cfg, plan, program),
             macs=int(sum(lowered.macs for lowered in plan.layers)))
 
     @staticmethod
-    def _layer_record(cfg: GemmConfig, lowered, lp) -> LayerRecord:
+    def _layer_records(cfg: GemmConfig, plan, program) -> list[LayerRecord]:
+        """Per layer: the roofline bound, and the cycle model's prediction for the memory verify simulates."""
         rtl = _rtl()
-        m, k, n = lowered.m, lowered.layer.k, lowered.layer.n
-        return LayerRecord(
-            node=lowered.node,
-            bound_cycles=rtl.roofline_cycles(cfg, m, k, n, lp.m_tile, _a_elements(lowered)),
-            details={"m": m, "k": k, "n": n, "macs": lowered.macs, "gather": lowered.layer.a_gather is not None,
-                     "relu": lowered.layer.relu, "fold_cycles_formula": rtl.fold_cycles_formula(cfg, m, k, n)[1],
-                     "compute_cycles_expected": rtl.rtl_compute_cycles(cfg, m, k, n, lp.m_tile)[1]})
+        records = []
+        for index, (lowered, lp) in enumerate(zip(plan.layers, program.plans, strict=True)):
+            m, k, n = lowered.m, lowered.layer.k, lowered.layer.n
+            records.append(LayerRecord(
+                node=lowered.node,
+                bound_cycles=rtl.roofline_cycles(cfg, m, k, n, lp.m_tile, _a_elements(lowered)),
+                details={"m": m, "k": k, "n": n, "macs": lowered.macs, "gather": lowered.layer.a_gather is not None,
+                         "relu": lowered.layer.relu, "fold_cycles_formula": rtl.fold_cycles_formula(cfg, m, k, n)[1],
+                         "compute_cycles_expected": rtl.rtl_compute_cycles(cfg, m, k, n, lp.m_tile)[1],
+                         "predicted_cycles": rtl.predict_layer_cycles(program, index, rtl.VERIFY_LATENCY,
+                                                                      rtl.VERIFY_STALL_PROB)}))
+        return records
 
     def _program(self, artifact_dir: Path, manifest: dict[str, Any],
                  inputs: dict[str, np.ndarray] | None = None):
@@ -161,8 +168,7 @@ class GemmTarget(Target):
 
     def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> GemmVerifyResult:
         cfg, plan, program, hw_layers, x_int, sim = self._simulate(artifact_dir, manifest, seed)
-        bounds = [self._layer_record(cfg, lowered, lp).bound_cycles or 0
-                  for lowered, lp in zip(plan.layers, program.plans, strict=True)]
+        records = self._layer_records(cfg, plan, program)
 
         layers = []
         mismatches = 0
@@ -171,8 +177,9 @@ class GemmTarget(Target):
             got = gather_logical(sim.outputs, index, phys)
             bad = int(np.count_nonzero(got != expected))
             mismatches += bad
-            layers.append(LayerRecord(node=node, mismatches=bad, bound_cycles=bounds[index],
-                                      details={"elements": int(expected.size)}))
+            layers.append(LayerRecord(node=node, mismatches=bad, bound_cycles=records[index].bound_cycles,
+                                      details={"elements": int(expected.size),
+                                               "predicted_cycles": records[index].details["predicted_cycles"]}))
 
         outputs = {}
         labels_path = artifact_dir / "inputs" / "labels.npy"
@@ -185,7 +192,8 @@ class GemmTarget(Target):
 
         return GemmVerifyResult(
             target=self.name, passed=mismatches == 0, mismatches=mismatches, seed=seed, layers=layers,
-            outputs=outputs, cycles=sim.cycles, bound_cycles=sum(bounds),
+            outputs=outputs, cycles=sim.cycles, bound_cycles=sum(r.bound_cycles or 0 for r in records),
+            predicted_cycles=sum(r.details["predicted_cycles"] for r in records),
             compute_cycles=sim.compute_cycles, busy_cycles=sim.busy_cycles, stall_cycles=sim.stall_cycles,
             bytes_read=sim.bytes_read, bytes_written=sim.bytes_written, folds=sim.folds,
             stall_prob=sim.stall_prob, latency=sim.latency)

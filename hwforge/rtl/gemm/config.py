@@ -19,7 +19,7 @@ from hwforge.options import OptionError, Options, option
 
 DATAFLOWS = ("os", "ws")
 WIDTHS = (4, 8, 16)
-BUS_WIDTHS = (32, 64, 128)
+BUS_WIDTHS = (32, 64, 128, 256, 512)
 
 
 def min_acc_width(width: int) -> int:
@@ -63,8 +63,8 @@ class GemmConfig(Options):
     out_depth: int = option(1024, "elements in the output staging buffer (one row block, rows padded to whole "
                                   "memory words)", lo=1, hi=1 << 20)
     bus_width: int = option(32, "memory data bits", choices=BUS_WIDTHS)
-    reads_in_flight: int = option(8, "memory reads the DMA engine keeps in flight (operand rows, biases)", lo=1,
-                                  hi=16)
+    reads_in_flight: int = option(8, "memory reads each DMA engine keeps in flight; a memory with latency L "
+                                     "streams min(1, reads_in_flight / (L + 2)) words a cycle", lo=1, hi=32)
 
     def __post_init__(self) -> None:
         self.check_fields()

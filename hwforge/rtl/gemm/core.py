@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 from hwforge.errors import ConfigError
 from hwforge.rtl.gemm.compute import ComputeUnit
 from hwforge.rtl.gemm.config import GemmConfig
-from hwforge.rtl.gemm.isa import BIAS_SLOTS, TOKEN_INIT, TOKENS, Semaphore
+from hwforge.rtl.gemm.isa import BIAS_SLOTS, QUEUE_DEPTH, TOKEN_INIT, TOKENS, Semaphore
 from hwforge.rtl.gemm.load import LoadUnit, bank_geometry
 from hwforge.rtl.gemm.sequencer import GemmSequencer
 from hwforge.rtl.gemm.store import PostUnit, StoreUnit, stage_word_bits
@@ -44,9 +44,6 @@ TRAFFIC_CLASSES = ("features", "weights", "outputs", "control")
 """Traffic classes of ``GemmCore(classes=True)``'s ``req_class`` (names shared with the `snf` accelerator's):
 A operands, weights and biases, output write-back, and header/descriptors/gather tables."""
 CLS_FEAT, CLS_WEIGHTS, CLS_OUT, CLS_CTRL = range(len(TRAFFIC_CLASSES))
-
-#: Instruction-queue depths: loads run furthest ahead (up to three per fold).
-QUEUE_DEPTH = {"load": 4, "compute": 2, "post": 2, "store": 2}
 
 
 def check_fault(fault: str | None) -> None:

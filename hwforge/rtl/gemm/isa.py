@@ -32,6 +32,10 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+#: Instruction-queue depths. The sequencer emits in program order and stops at a full queue, so the compute and
+#: post queues hold a row block of folds: the next row block's A tile is then issued while this block streams.
+QUEUE_DEPTH = {"load": 4, "compute": 16, "post": 16, "store": 2}
+
 #: Load targets: the A operand buffer, the B (weight) buffer, the bias registers.
 LOAD_A, LOAD_B, LOAD_BIAS = range(3)
 

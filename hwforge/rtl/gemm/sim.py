@@ -25,6 +25,12 @@ from hwforge.rtl.tb.verilator import render_mem_tb, simulate_image
 
 TOP_NAME = "gemm_accel"
 
+#: The memory `simulate` (and so ``hwforge verify``) runs against unless told otherwise: a response
+#: ``VERIFY_LATENCY`` cycles after each read, and request and response streams each stalled with probability
+#: ``VERIFY_STALL_PROB`` per cycle. Compile reports predict cycles for this memory, so the two are comparable.
+VERIFY_LATENCY = 3
+VERIFY_STALL_PROB = 0.2
+
 
 def _emit(cfg: GemmConfig, fault: str | None, kind: str, classes: bool) -> str:
     # the cache key of the plain design is what it always was; the classes variant appends a marker
@@ -77,7 +83,8 @@ class SimResult:
         return d
 
 
-def simulate(cfg: GemmConfig, program: Program, *, seed: int = 0, stall_prob: float = 0.2, latency: int = 3,
+def simulate(cfg: GemmConfig, program: Program, *, seed: int = 0, stall_prob: float = VERIFY_STALL_PROB,
+             latency: int = VERIFY_LATENCY,
              cache_dir: str | Path | None = None, work_dir: str | Path | None = None,
              verilog: str | None = None, timeout_cycles: int = 20_000_000, classes: bool = False) -> SimResult:
     """Run ``program`` on the Verilator model of ``cfg`` (or of the given ``verilog``) and collect results.

@@ -90,8 +90,8 @@ def _check_params(addr_width: int, data_width: int, max_in_flight: int, len_widt
     """One-line description of the first bad constructor parameter (named first), or None."""
     if problem := bus_problem(addr_width, data_width):
         return problem
-    if not 1 <= max_in_flight <= 16:
-        return f"max_in_flight must be 1..16, got {max_in_flight}"
+    if not 1 <= max_in_flight <= 32:
+        return f"max_in_flight must be 1..32, got {max_in_flight}"
     if not 1 <= len_width <= 32:
         return f"len_width must be 1..32, got {len_width}"
     return fault_problem(fault, FAULTS)
