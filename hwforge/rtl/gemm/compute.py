@@ -10,7 +10,8 @@ which it gives back at the fold's end.
 Tokens: a fold takes ``b_ready`` (and ``a_ready`` on the first fold of an A tile, ``acc_free`` on the first fold
 into an accumulator bank) before it starts, and in its last cycle gives ``b_free`` (and ``a_free`` after the
 last fold of an A tile, ``acc_ready`` after the last fold into an accumulator bank). The next instruction is
-taken in that same cycle when its tokens are there, so back-to-back folds lose one cycle each.
+taken in that same cycle when its tokens are there. The array runs two cycles behind the fold's clock (buffer
+read, then edge registers), so back-to-back folds lose two cycles each.
 """
 
 from __future__ import annotations
@@ -67,15 +68,15 @@ class ComputeUnit(wiring.Component):
         m.submodules.array = arr = SystolicArray(R, C, cfg.width, AW, cfg.dataflow, fault_flip_bit=flip)
 
         ins = Signal(COMPUTE_LAYOUT)
-        t, tau = Signal(TIME_BITS), Signal(TIME_BITS)
+        t, tau, tau2 = Signal(TIME_BITS), Signal(TIME_BITS), Signal(TIME_BITS)
         L = Signal(TIME_BITS)
-        act = Signal()          # the array streams this cycle (tau valid)
+        act, act2 = Signal(), Signal()   # buffer data for array time tau is valid / the array streams tau2
         running = Signal()
-        m.d.sync += [act.eq(0), tau.eq(t)]
+        m.d.sync += [act.eq(0), tau.eq(t), act2.eq(act), tau2.eq(tau)]
         m.d.comb += [self.accbank.eq(ins.accbank), self.streaming.eq(running), self.idle.eq(~running)]
         with m.If(self.start):
             m.d.sync += [self.compute_cycles.eq(0), self.folds.eq(0)]
-        with m.Elif(act):
+        with m.Elif(act2):
             m.d.sync += self.compute_cycles.eq(self.compute_cycles + 1)
 
         # take the next instruction when its tokens are there (from idle, or in a fold's last cycle)
@@ -93,24 +94,27 @@ class ComputeUnit(wiring.Component):
             with m.Else():
                 m.d.sync += running.eq(0)
 
+        # the array runs two cycles behind t (buffer read, edge register), so a fold's last array cycle is t = L+1
         with m.If(~running):
             take()
         with m.Else():
             m.d.sync += [t.eq(t + 1), act.eq(t < L)]
-            with m.If(t == L):
+            with m.If(t == L + 1):
                 m.d.comb += [self.b_free_push.eq(ins.push_b_free), self.a_free_push.eq(ins.push_a_free),
                              self.acc_ready_push.eq(ins.push_acc_ready)]
                 take()
         m.d.comb += arr.clear.eq(running & (t == 0))
-        self._feed(m, arr, ins, t, tau, act)
+        self._feed(m, arr, ins, t, tau, act, tau2, act2)
         return m
 
-    def _feed(self, m: Module, arr: SystolicArray, ins, t, tau, act) -> None:
-        """Operand-buffer addresses (issued at ``t``) and array edges (driven at ``tau = t - 1``).
+    def _feed(self, m: Module, arr: SystolicArray, ins, t, tau, act, tau2, act2) -> None:
+        """Operand-buffer addresses (issued at ``t``), edge registers (loaded at ``tau = t - 1``, when the
+        synchronous reads return) and the array side (``tau2 = t - 2``).
 
-        Reads are synchronous, so the address for array time ``tau`` is issued one cycle earlier; the range
-        checks use ``tau`` and zero every operand outside its valid window, which is what lets partial tiles
-        and the pipeline fill/drain share one schedule.
+        The range checks use ``tau`` and zero every operand outside its valid window, which is what lets partial
+        tiles and the pipeline fill/drain share one schedule. Registering the edges keeps the buffer read, the
+        bank and lane selection and the window checks out of the multipliers' cycle (timing closure); drain,
+        weight shift and accumulator writes follow the array at ``tau2``.
         """
         cfg = self.cfg
         R, C = cfg.rows, cfg.cols
@@ -125,37 +129,41 @@ class ComputeUnit(wiring.Component):
         def b_addr(e):
             return ins.boff + e[:eb]
 
+        def edge(port, value) -> None:
+            reg = Signal.like(port, name=f"edge_{port.name}")
+            m.d.sync += reg.eq(value)
+            m.d.comb += port.eq(reg)
+
         if cfg.dataflow == "os":
             drain_at = T + (R + C - 2)
             for r in range(R):
-                m.d.comb += [self.a_r_addr[r].eq(a_addr(t - r)),
-                             arr.a_in[r].eq(Mux(act & (tau >= r) & (tau - r < T), self.a_r_data[r], 0))]
+                m.d.comb += self.a_r_addr[r].eq(a_addr(t - r))
+                edge(arr.a_in[r], Mux(act & (tau >= r) & (tau - r < T), self.a_r_data[r], 0))
             for c in range(C):
-                m.d.comb += [self.b_r_addr[c].eq(b_addr(t - c)),
-                             arr.b_in[c].eq(Mux(act & (tau >= c) & (tau - c < T), self.b_r_data[c], 0)),
-                             arr.top_in[c].eq(0)]
-            drain = act & (tau >= drain_at)
+                m.d.comb += [self.b_r_addr[c].eq(b_addr(t - c)), arr.top_in[c].eq(0)]
+                edge(arr.b_in[c], Mux(act & (tau >= c) & (tau - c < T), self.b_r_data[c], 0))
+            drain = act2 & (tau2 >= drain_at)
             m.d.comb += arr.shift.eq(drain)
             for c in range(C):
-                m.d.comb += [self.acc_w_en[c].eq(drain), self.acc_w_addr[c].eq(drain_at + (R - 1) - tau),
+                m.d.comb += [self.acc_w_en[c].eq(drain), self.acc_w_addr[c].eq(drain_at + (R - 1) - tau2),
                              self.acc_w_data[c].eq(arr.out[c] + bias[c])]
             return
         # weight-stationary: tau in [0, R) preloads weights, then tp = tau - R is the stream time
-        tn, tp = Signal(TIME_BITS), Signal(TIME_BITS)
-        m.d.comb += [tn.eq(t - R), tp.eq(tau - R)]
+        tn, tp, tp2 = Signal(TIME_BITS), Signal(TIME_BITS), Signal(TIME_BITS)
+        m.d.comb += [tn.eq(t - R), tp.eq(tau - R), tp2.eq(tau2 - R)]
         loading = act & (tau < R)
         streaming = act & (tau >= R)
-        m.d.comb += arr.shift.eq(loading)
+        m.d.comb += arr.shift.eq(act2 & (tau2 < R))
         for c in range(C):
-            m.d.comb += [self.b_r_addr[c].eq(b_addr((R - 1) - t)),
-                         arr.b_in[c].eq(Mux(loading & ((R - 1) - tau < ins.ks), self.b_r_data[c], 0))]
+            m.d.comb += self.b_r_addr[c].eq(b_addr((R - 1) - t))
+            edge(arr.b_in[c], Mux(loading & ((R - 1) - tau < ins.ks), self.b_r_data[c], 0))
         for r in range(R):
-            m.d.comb += [self.a_r_addr[r].eq(a_addr(tn - r)),
-                         arr.a_in[r].eq(Mux(streaming & (tp >= r) & (tp - r < T), self.a_r_data[r], 0))]
+            m.d.comb += self.a_r_addr[r].eq(a_addr(tn - r))
+            edge(arr.a_in[r], Mux(streaming & (tp >= r) & (tp - r < T), self.a_r_data[r], 0))
         for c in range(C):
             m.d.comb += self.acc_r_addr[c].eq(tn - c)
-            m.d.comb += arr.top_in[c].eq(
-                Mux(streaming & (tp >= c) & (tp - c < T), Mux(ins.accumulate, self.acc_r_data[c], bias[c]), 0))
-            mm = tp - (R - 1 + c)
-            m.d.comb += [self.acc_w_en[c].eq(streaming & (tp >= R - 1 + c) & (mm < T)),
+            edge(arr.top_in[c],
+                 Mux(streaming & (tp >= c) & (tp - c < T), Mux(ins.accumulate, self.acc_r_data[c], bias[c]), 0))
+            mm = tp2 - (R - 1 + c)
+            m.d.comb += [self.acc_w_en[c].eq(act2 & (tau2 >= R) & (tp2 >= R - 1 + c) & (mm < T)),
                          self.acc_w_addr[c].eq(mm), self.acc_w_data[c].eq(arr.out[c])]

@@ -83,7 +83,7 @@ def predict_layer_cycles(prog: Program, layer: int, latency: int = 1, stall_prob
       words only as the unpacker frees credits; the unpacker writes a word (or gathered element) a cycle, and
       takes a tile only once the bank it overwrites is free (two banks per operand; resident weights never wait);
     - a fold starts when its tiles are in, the array is free and an accumulator bank is free, and streams
-      ``2R + C + T - 2`` cycles (`fold_cycles_formula`'s term) plus one to take the next instruction;
+      ``2R + C + T - 2`` cycles (`fold_cycles_formula`'s term) plus two (the edge registers, the next instruction);
     - the requantiser takes one output a cycle; the store unit writes a finished row block a word a cycle;
     - the layer finishes no earlier than all its words cross the shared port (the bandwidth bound).
 
@@ -199,7 +199,7 @@ class _Timeline:
         if len(self.post_end) >= 2:            # two accumulator banks: the post two tiles back must be done
             begin = max(begin, self.post_end[-2])
         self.fold_begin.append(begin)
-        self.fold_end.append(begin + fold.t_len + self.fill + 1)
+        self.fold_end.append(begin + fold.t_len + self.fill + 2)
         self.compute = self.fold_end[f]
         if not fold.outputs:
             return
