@@ -11,7 +11,7 @@ from hwforge.ir.quant import requantize, wrap
 from hwforge.rtl.gemm import COUNTERS, GemmAccelerator, GemmConfig, GemmLayer, build_program, reference
 from hwforge.rtl.gemm.array import SystolicArray
 from hwforge.rtl.gemm.cycles import rtl_compute_cycles
-from hwforge.rtl.lib.requant import LATENCY, Requantizer
+from hwforge.rtl.lib.requant import Requantizer
 from hwforge.rtl.tb.pysim import run_pysim
 
 
@@ -72,21 +72,22 @@ def test_array_computes_tile(dataflow):
 
 @pytest.mark.parametrize("acc_width, out_bits, mult, shift, relu", [
     (24, 8, 40000, 20, False), (48, 16, 65535, 47, True), (9, 4, 3, 0, False), (32, 8, 1, 1, True)])
-def test_requantizer_matches_quant(acc_width, out_bits, mult, shift, relu):
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_requantizer_matches_quant(acc_width, out_bits, mult, shift, relu, pipelined):
     """Random accumulators and int32 biases (the sum wraps at acc_width) against `quant.requantize`."""
     rng = np.random.default_rng(acc_width + shift)
     n = 60
     lo = -(1 << (acc_width - 1))
     accs = np.concatenate([rng.integers(lo, -lo, n - 2), [lo, -lo - 1]])
     biases = rng.integers(-(1 << 31), 1 << 31, n)
-    rq = Requantizer(acc_width, out_bits, tag_width=8)
+    rq = Requantizer(acc_width, out_bits, tag_width=8, pipelined=pipelined)
     got = []
 
     async def bench(ctx):
         ctx.set(rq.multiplier, mult)
         ctx.set(rq.shift, shift)
         ctx.set(rq.relu, relu)
-        for i in range(n + LATENCY):
+        for i in range(n + rq.latency):
             ctx.set(rq.i_valid, i < n)
             if i < n:
                 ctx.set(rq.i_acc, int(accs[i]))
@@ -97,7 +98,7 @@ def test_requantizer_matches_quant(acc_width, out_bits, mult, shift, relu):
                 got.append((ctx.get(rq.o_tag), ctx.get(rq.o_data)))
 
     _sim(rq, bench)
-    assert [t for t, _ in got] == list(range(n))
+    assert [t for t, _ in got] == list(range(n))    # in order, none later than ``rq.latency`` cycles
     want = requantize(wrap(accs + biases, acc_width), mult, shift, relu, out_bits)
     np.testing.assert_array_equal([v for _, v in got], want)
 

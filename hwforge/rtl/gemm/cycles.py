@@ -12,9 +12,10 @@ The RTL matches it exactly, offset 0 per fold:
 - WS fold: ``R`` cycles preloading weights down the columns, then ``T + R + C - 2`` cycles until the bottom
   of the last column has its last partial sum: ``2R + C + T - 2``.
 
-``compute_cycles`` counts exactly these cycles (one pipeline-priming cycle per fold for the synchronous
-buffer reads is not counted). One deviation, by construction: WS splits M into chunks of ``m_tile`` rows when
-M exceeds the buffers (`LayerPlan.m_tile`), each chunk being its own set of folds with ``T = chunk rows``;
+``compute_cycles`` counts exactly these cycles (two pipeline-priming cycles per fold, the synchronous buffer
+read and the array's edge registers, are not counted). One deviation, by construction: WS splits M into chunks
+of ``m_tile`` rows when M exceeds the buffers (`LayerPlan.m_tile`), each chunk being its own set of folds with
+``T = chunk rows``;
 `rtl_compute_cycles` accounts for that and equals `fold_cycles_formula` whenever ``m_tile >= M``.
 """
 
@@ -151,9 +152,9 @@ class _Timeline:
 
     def __init__(self, cfg: GemmConfig, sched, port: float):
         from hwforge.rtl.gemm.isa import QUEUE_DEPTH
-        from hwforge.rtl.lib.requant import LATENCY
+        from hwforge.rtl.lib.requant import PIPELINED_LATENCY
 
-        self.sched, self.port, self.requant_latency = sched, port, LATENCY
+        self.sched, self.port, self.requant_latency = sched, port, PIPELINED_LATENCY
         self.fill = 2 * cfg.rows + cfg.cols - 2
         self.depth = QUEUE_DEPTH
         self.fold_begin: list[float] = []

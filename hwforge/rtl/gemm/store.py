@@ -19,7 +19,7 @@ from hwforge.rtl.gemm.compute import acc_addr_bits
 from hwforge.rtl.gemm.config import GemmConfig
 from hwforge.rtl.gemm.isa import DIM, POST_LAYOUT, STORE_LAYOUT
 from hwforge.rtl.lib.memport import MemPortSignature
-from hwforge.rtl.lib.requant import LATENCY, Requantizer
+from hwforge.rtl.lib.requant import PIPELINED_LATENCY, Requantizer
 
 
 def stage_word_bits(cfg: GemmConfig) -> int:
@@ -52,12 +52,12 @@ class PostUnit(wiring.Component):
         C, P = cfg.cols, cfg.per_word
         lg = ceil_log2(P)
         elem_bits = stage_word_bits(cfg) + lg
-        m.submodules.requant = rq = Requantizer(cfg.acc_width, cfg.width, tag_width=elem_bits + 1)
+        m.submodules.requant = rq = Requantizer(cfg.acc_width, cfg.width, tag_width=elem_bits + 1, pipelined=True)
         ins = Signal(POST_LAYOUT)
         pi, pc = Signal(DIM), Signal(6)
         p_elem = Signal(elem_bits)
         v1, c1, tag1 = Signal(), Signal(range(C)), Signal(elem_bits + 1)
-        drain = Signal(range(LATENCY + 2))
+        drain = Signal(range(PIPELINED_LATENCY + 2))
         m.d.sync += v1.eq(0)
         m.d.comb += [rq.multiplier.eq(self.multiplier), rq.shift.eq(self.shift), rq.relu.eq(self.relu),
                      rq.i_valid.eq(v1), rq.i_bias.eq(0), rq.i_tag.eq(tag1),
@@ -99,7 +99,7 @@ class PostUnit(wiring.Component):
                             m.next = "IDLE"
             with m.State("DRAIN"):   # the row block's last elements leave the requantiser
                 m.d.sync += drain.eq(drain + 1)
-                with m.If(drain == LATENCY):
+                with m.If(drain == PIPELINED_LATENCY):
                     m.d.comb += self.st_ready_push.eq(1)
                     m.next = "IDLE"
         return m
