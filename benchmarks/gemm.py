@@ -66,6 +66,10 @@ QUICK_CONFIGS = [(4, 4, (32,))]
 QUICK_SHAPES = [(16, 16, 16), (33, 40, 17)]
 QUICK_CONVS = CONVS[:1]
 PYSIM_CYCLES = 20_000
+#: ECP5 builds (ULX3S-85F): int8 OS arrays with the default memory system. 16x16 needs 256 multipliers, more than
+#: the 156 MULT18X18D of the LFE5U-85F (the rest would become LUT multipliers), so it is not built.
+FPGA_ARRAYS = [(4, 4), (8, 8)]
+FPGA_BOARD = "ulx3s-85f"
 
 
 def _layer(rng: np.random.Generator, m: int, k: int, n: int, a_gather: np.ndarray | None = None,
@@ -158,18 +162,33 @@ def run_config(r: int, c: int, dataflow: str, bus: int, works: list[dict], laten
     return rows
 
 
-def run_cycles(configs, works: list[dict], latencies: tuple[int, ...], workdir: Path,
-               ray_address: str | None) -> list[dict]:
-    """Fan the configurations out as Ray tasks (one Verilator build each) and gather their rows in order."""
+def build_fpga(r: int, c: int, workdir: str) -> dict:
+    """One real Yosys/nextpnr build of an r x c int8 OS gemm (a one-layer program in on-chip RAM)."""
+    from hwforge.fpga import OnChipMemorySoC, build_bitstream
+    from hwforge.rtl.gemm import GemmAccelerator
+
+    cfg = GemmConfig(rows=r, cols=c)
+    layer, x = _layer(np.random.default_rng(2), 16, 16, 16)
+    program = build_program(cfg, [layer], x)
+    design = OnChipMemorySoC(lambda: GemmAccelerator(cfg), program.words, cfg.bus_width, depth=program.size)
+    report = build_bitstream(design, FPGA_BOARD, Path(workdir) / f"fpga-{r}x{c}")
+    print(f"  build {r}x{c}: {report.report}", file=sys.stderr, flush=True)
+    return {"array": f"{r}x{c}", "board": FPGA_BOARD, **report.to_dict(), "build_seconds": round(report.seconds, 1)}
+
+
+def run_cycles(configs, works: list[dict], latencies: tuple[int, ...], fpga: list[tuple[int, int]], workdir: Path,
+               ray_address: str | None) -> tuple[list[dict], list[dict]]:
+    """Fan the configurations (one Verilator build each) and the FPGA builds out as Ray tasks; gather in order."""
     import ray
 
     ray.init(address=ray_address, include_dashboard=False, log_to_driver=True, logging_level="ERROR")
     try:
         task = ray.remote(num_cpus=1)(run_config)
+        builds = [ray.remote(num_cpus=1)(build_fpga).remote(r, c, str(workdir)) for r, c in fpga]
         futures = [task.remote(r, c, df, bus, [w for w in works if w.get("shape") not in SKIP.get((r, c), [])],
                                latencies, str(workdir))
                    for r, c, buses in configs for bus in buses for df in ("os", "ws")]
-        return [row for rows in ray.get(futures) for row in rows]
+        return [row for rows in ray.get(futures) for row in rows], ray.get(builds)
     finally:
         ray.shutdown()
 
@@ -219,13 +238,15 @@ def main() -> None:
     add_output_options(parser, "gemm", "one 4x4 configuration, two GEMMs and one convolution")
     parser.add_argument("--ray-address", default=None,
                         help="Ray cluster to run on (default: start a local instance)")
+    parser.add_argument("--no-fpga", action="store_true", help="skip the ECP5 builds (a few minutes each)")
     args = parser.parse_args()
     if args.quick:
         configs, works = QUICK_CONFIGS, _workloads(QUICK_SHAPES, QUICK_CONVS, [])
     else:
         configs, works = CONFIGS, _workloads(SHAPES, CONVS, ZOO)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = run_cycles(configs, works, LATENCIES, Path(tmp), args.ray_address)
+        fpga = [] if args.quick or args.no_fpga else FPGA_ARRAYS
+        rows, builds = run_cycles(configs, works, LATENCIES, fpga, Path(tmp), args.ray_address)
         speed = run_sim_speed(Path(tmp))
 
     header = ("array", "df", "bus", "L", "workload", "exact", "total", "predicted", "total / predicted", "bound",
@@ -251,7 +272,9 @@ def main() -> None:
     print()
     print(f"Simulation speed ({speed['design']}): Verilator {speed['verilator_cycles_per_s']:,.0f} cycles/s, "
           f"Amaranth pysim {speed['pysim_cycles_per_s']:,.0f} cycles/s, ratio {speed['ratio']:.0f}x")
-    write_results(output_path(args), {"summary": summary, "cycles": rows, "sim_speed": speed})
+    for b in builds:
+        print(f"ECP5 {b['board']} {b['array']} int8 OS: {b}")
+    write_results(output_path(args), {"summary": summary, "cycles": rows, "fpga": builds, "sim_speed": speed})
 
 
 if __name__ == "__main__":
