@@ -38,6 +38,16 @@ def _min(a, b):
     return Mux(a < b, a, b)
 
 
+def _enter(m: Module, instr) -> None:
+    """Both stages run an instruction in the state of its kind: BIAS, GATHER (indexed A) or ROWS (contiguous)."""
+    with m.If(instr.target == LOAD_BIAS):
+        m.next = "BIAS"
+    with m.Elif(instr.gather):
+        m.next = "GATHER"
+    with m.Else():
+        m.next = "ROWS"
+
+
 def bank_geometry(cfg: GemmConfig) -> tuple[int, int]:
     """``(word address bits, element address bits)`` of one operand-buffer bank (``op_depth`` elements,
     rounded up to a power of two of words so that the bank number is the address's top bit)."""
@@ -176,12 +186,7 @@ class LoadUnit(wiring.Component):
                 with m.If(self.instr.valid & pend.w_rdy):
                     m.d.sync += [iss.eq(p), dma_row_e.eq(p.first), dma_ci.eq(0), g_ci.eq(0), g_row.eq(p.gbase),
                                  gi.eq(0), gj.eq(0), last_ok.eq(0), issuing.eq(1)]
-                    with m.If(p.target == LOAD_BIAS):
-                        m.next = "BIAS"
-                    with m.Elif(p.gather):
-                        m.next = "GATHER"
-                    with m.Else():
-                        m.next = "ROWS"
+                    _enter(m, p)
             with m.State("ROWS"):
                 first_w = dma_row_e >> lg
                 fire = dma.cmd.valid & dma.cmd.ready
@@ -240,12 +245,7 @@ class LoadUnit(wiring.Component):
                                  self.b_free_pop.eq(head.pop_free & (head.target == LOAD_B))]
                     m.d.sync += [ins.eq(head), li.eq(0), lj.eq(0), row_e.eq(head.first),
                                  off.eq(head.first[:lg] if lg else 0), unpacking.eq(1)]
-                    with m.If(head.target == LOAD_BIAS):
-                        m.next = "BIAS"
-                    with m.Elif(head.gather):
-                        m.next = "GATHER"
-                    with m.Else():
-                        m.next = "ROWS"
+                    _enter(m, head)
             with m.State("ROWS"):
                 with m.If(dma.data.valid):
                     row_end = count == rem
