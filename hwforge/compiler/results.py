@@ -69,14 +69,21 @@ class OutputMetrics:
     @classmethod
     def compare(cls, hardware: np.ndarray, reference: np.ndarray, labels: np.ndarray | None = None,
                 int_reference: np.ndarray | None = None) -> OutputMetrics:
+        """Errors over every value; accuracies over the rows whose label is >= 0. A negative label marks a row
+        outside the evaluated split: a GCN computes every node of its graph, but a citation graph's accuracy
+        counts only its test nodes (``gcn-cora``'s labels are -1 elsewhere)."""
         hw = np.asarray(hardware, dtype=np.float64)
         ref = np.asarray(reference, dtype=np.float64)
         metrics = cls(float(np.max(np.abs(hw - ref))), float(np.mean(np.abs(hw - ref))))
         if labels is not None and hw.ndim == 2 and len(labels) == len(hw):
-            metrics.accuracy_float = float(np.mean(ref.argmax(1) == labels))
+            keep = np.asarray(labels) >= 0
+            if not keep.any():
+                return metrics
+            y = np.asarray(labels)[keep]
+            metrics.accuracy_float = float(np.mean(ref[keep].argmax(1) == y))
             if int_reference is not None:
-                metrics.accuracy_int_reference = float(np.mean(np.asarray(int_reference).argmax(1) == labels))
-            metrics.accuracy_hardware = float(np.mean(hw.argmax(1) == labels))
+                metrics.accuracy_int_reference = float(np.mean(np.asarray(int_reference)[keep].argmax(1) == y))
+            metrics.accuracy_hardware = float(np.mean(hw[keep].argmax(1) == y))
         return metrics
 
     def to_dict(self) -> dict[str, Any]:

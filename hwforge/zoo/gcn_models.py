@@ -1,9 +1,17 @@
 """The zoo's graph models and `gcn_from_graph_file` for user graphs.
 
 ``gcn-karate`` is trained (semi-supervised, as in Kipf & Welling's karate demo: identity features, 4 labelled
-members per club, 2 classes = the club split) by ``python -m hwforge.zoo.gcn_train`` and ships as
-``weights/gcn-karate.npz``; every other model uses seeded random weights, because the synthetic graphs carry
-no labels to learn (they exist for hardware sizing and verification).
+members per club, 2 classes = the club split). ``gcn-cora`` and ``gcn-citeseer`` are Kipf & Welling's 2-layer
+GCN (hidden 16) trained on the shipped citation graphs (`hwforge.graphs.planetoid_graph`) with the standard
+split. All three are trained by ``python -m hwforge.zoo.gcn_train`` and ship as ``weights/<name>.npz``; every
+other model uses seeded random weights, because the synthetic graphs carry no labels to learn (they exist for
+hardware sizing and verification).
+
+The citation models take the features row-normalised (each row sums to 1), as the reference preprocesses them:
+their example, calibration and test inputs are those normalised features, not the 0/1 words. Their ``test_set``
+is ``(features of every node, labels)`` with label -1 on every node outside the 1,000-node test split, because a
+GCN needs the whole graph as input but its accuracy is measured on the test nodes only; accuracy code skips
+negative labels (`hwforge.compiler.results.OutputMetrics`, `hwforge.zoo.gcn_train.split_accuracy`).
 """
 
 from __future__ import annotations
@@ -13,13 +21,26 @@ from pathlib import Path
 import numpy as np
 
 from hwforge.errors import ConfigError
-from hwforge.graphs import PRESETS, GraphData, karate_club, load_graph_file, preset_graph, synthetic_features
+from hwforge.graphs import (
+    PRESETS,
+    GraphData,
+    PlanetoidData,
+    karate_club,
+    load_graph_file,
+    planetoid_graph,
+    preset_graph,
+    row_normalize,
+    synthetic_features,
+)
+from hwforge.graphs.planetoid import dataset_path
 from hwforge.zoo.digits_models import weights_path
 from hwforge.zoo.gcn import gcn_graph, resgcn_graph
 from hwforge.zoo.registry import ZooModel, entry, register, sha256_of
 
 KARATE_HIDDEN = 16
 KARATE_TRAIN_PER_CLASS = 4
+PLANETOID_HIDDEN = 16
+PLANETOID_MODELS = {"gcn-cora": "cora", "gcn-citeseer": "citeseer"}  # zoo name -> data set
 _SOURCES = [Path(__file__), Path(__file__).with_name("gcn.py"),
             Path(__file__).parents[1] / "graphs" / "data.py"]
 
@@ -47,22 +68,35 @@ def karate_train_mask(labels: np.ndarray, seed: int = 0) -> np.ndarray:
     return mask
 
 
-@register("gcn-karate", "2-layer GCN (34-16-2, trained) on Zachary's karate club, identity features")
-def load_gcn_karate() -> ZooModel:
-    path = weights_path("gcn-karate")
+def _read_weights(name: str) -> tuple[dict[str, np.ndarray], bytes]:
+    """The shipped weights of ``name`` and the file's bytes (part of the model's source hash)."""
+    path = weights_path(name)
     try:
         blob = path.read_bytes()
         with np.load(path, allow_pickle=False) as z:
             w = {k: np.array(z[k]) for k in z.files}
     except (OSError, ValueError) as e:
-        hint = "run python -m hwforge.zoo.gcn_train"
+        hint = f"run python -m hwforge.zoo.gcn_train {name}"
         raise ConfigError(f"zoo weights {path} missing or unreadable ({e}); {hint}") from None
+    return w, blob
+
+
+def _two_layers(w: dict[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(w["conv1.weight"], w["conv1.bias"]), (w["conv2.weight"], w["conv2.bias"])]
+
+
+def karate_model(w: dict[str, np.ndarray], blob: bytes = b"") -> ZooModel:
+    """``gcn-karate`` with weights ``w`` (the shipped ones, or fresh ones being evaluated)."""
     g = karate_club()
     x = np.eye(g.num_nodes, dtype=np.float32)
-    weights = [(w["conv1.weight"], w["conv1.bias"]), (w["conv2.weight"], w["conv2.bias"])]
-    graph = gcn_graph(g, x, KARATE_HIDDEN, 2, weights=weights, name="gcn-karate")
+    graph = gcn_graph(g, x, KARATE_HIDDEN, 2, weights=_two_layers(w), name="gcn-karate")
     return _model("gcn-karate", "", graph, g, x, (x, g.labels.copy()), blob,
                   train_mask=karate_train_mask(g.labels))
+
+
+@register("gcn-karate", "2-layer GCN (34-16-2, trained) on Zachary's karate club, identity features")
+def load_gcn_karate() -> ZooModel:
+    return karate_model(*_read_weights("gcn-karate"))
 
 
 @register("resgcn-karate-d8", "ResGCN, 8 residual blocks, hidden 16, on karate club (seeded weights)")
@@ -70,6 +104,37 @@ def load_resgcn_karate() -> ZooModel:
     g = karate_club()
     x = synthetic_features(g.num_nodes, 16, 0)
     return _model("resgcn-karate-d8", "", resgcn_graph(g, x, 8, 16, 2, name="resgcn-karate-d8"), g, x)
+
+
+# -------------------------------------------------------------------------------------- citation graphs
+def planetoid_data(name: str) -> tuple[PlanetoidData, np.ndarray]:
+    """The data set of zoo model ``name`` and its model input: the row-normalised float32 features."""
+    data = planetoid_graph(PLANETOID_MODELS[name])
+    return data, row_normalize(data.features)
+
+
+def labels_on_test_split(data: PlanetoidData) -> np.ndarray:
+    """Every node's label on the test split, -1 elsewhere (accuracy is measured on the test nodes only)."""
+    labels = np.full(data.graph.num_nodes, -1, dtype=np.int64)
+    labels[data.test] = data.graph.labels[data.test]
+    return labels
+
+
+def planetoid_model(name: str, w: dict[str, np.ndarray], blob: bytes = b"") -> ZooModel:
+    """``gcn-cora`` / ``gcn-citeseer`` with weights ``w``."""
+    data, x = planetoid_data(name)
+    graph = gcn_graph(data.graph, x, PLANETOID_HIDDEN, data.num_classes, weights=_two_layers(w), name=name)
+    loader = Path(__file__).parents[1] / "graphs" / "planetoid.py"
+    extra_hash = blob + dataset_path(PLANETOID_MODELS[name]).read_bytes() + loader.read_bytes()
+    split = {"train": data.train, "val": data.val, "test": data.test}
+    return _model(name, "", graph, data.graph, x, (x, labels_on_test_split(data)), extra_hash, split=split)
+
+
+for _name, _what in (("gcn-cora", "Cora (2,708 nodes, 1,433 words, 7 classes)"),
+                     ("gcn-citeseer", "CiteSeer (3,327 nodes, 3,703 words, 6 classes)")):
+    register(_name, f"2-layer GCN (hidden 16, trained) on the {_what} citation graph, row-normalised features; "
+                    "accuracy on the standard 1,000 test nodes")(
+        lambda n=_name: planetoid_model(n, *_read_weights(n)))
 
 
 # ---------------------------------------------------------------------------------------------- synthetic

@@ -8,9 +8,7 @@ the zip), so retraining on the same machine and torch version reproduces the shi
 from __future__ import annotations
 
 import argparse
-import io
 import sys
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hwforge.npzio import npz_bytes  # noqa: F401  (re-exported: the zoo's weight files are written with it)
 from hwforge.zoo.digits import accuracy, digits_split
 from hwforge.zoo.digits_models import SPECS, DigitsSpec, model_inputs, weights_path
 
@@ -62,20 +61,6 @@ def train_model(spec: DigitsSpec, seed: int = SEED) -> dict[str, np.ndarray]:
                 opt.step()
         model.eval()
     return {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """A ``.npz`` (readable by ``np.load(allow_pickle=False)``) with fixed timestamps and order."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for key in sorted(arrays):
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(arrays[key]), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, member.getvalue())
-    return buf.getvalue()
 
 
 def evaluate(spec: DigitsSpec, state: dict[str, np.ndarray]) -> float:

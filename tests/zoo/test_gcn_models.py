@@ -18,7 +18,8 @@ from hwforge.zoo.gcn_train import karate_accuracy, train_gcn_karate
 from hwforge.zoo.train import npz_bytes
 
 GRAPH_MODELS = {"gcn-karate": (34, 2), "gcn-syn500": (500, 4), "resgcn-karate-d8": (34, 2),
-                "resgcn-syn500-d8": (500, 4), "gcn-cora-like": (2708, 7), "gcn-pubmed-like": (19717, 3)}
+                "resgcn-syn500-d8": (500, 4), "gcn-cora-like": (2708, 7), "gcn-pubmed-like": (19717, 3),
+                "gcn-cora": (2708, 7), "gcn-citeseer": (3327, 6)}
 HAS_PYG = importlib.util.find_spec("torch_geometric") is not None
 
 
@@ -74,7 +75,7 @@ def _pyg_gcn(graph_model, data, x):
 
 
 @pytest.mark.skipif(not HAS_PYG, reason="torch_geometric is not installed (pip install torch-geometric)")
-@pytest.mark.parametrize("name", ["gcn-karate", "gcn-syn500", "gcn-cora-like"])
+@pytest.mark.parametrize("name", ["gcn-karate", "gcn-syn500", "gcn-cora-like", "gcn-cora"])
 def test_float_gcn_equals_torch_geometric_gcnconv(name):
     m = zoo.get(name)
     x = m.example_inputs["x"]
