@@ -6,10 +6,12 @@ SCALE-Sim itself), PE utilisation, bytes moved against the minimum, and simulati
 Writes ``benchmarks/results/gemm.json`` (``--quick``: ``benchmarks/results/quick/gemm.json``; see ``common.py``).
 
 Each hardware configuration (array, dataflow, bus width; ``reads_in_flight`` 32 so that a 20-cycle memory can be
-streamed at full rate) is one Ray task (a local Ray instance by default, a cluster with ``--ray-address``): it
-builds the Verilator model once and runs every workload at memory latencies 3 and 20 (no stalls, so the cycles
-are the design's own). Workloads are GEMMs from 16^3 to 256^3 and odd sizes, two odd-channel convolutions through
-the hardware im2col gather (one stride 2), and the gemm zoo models whole (``mlp-digits``, ``cnn-digits``, every
+streamed at full rate; ``out_depth`` rows x 256 so that OS can stage a 256-wide row block) is one Ray task (a
+local Ray instance by default, a cluster with ``--ray-address``): it builds the Verilator model once and runs
+every workload at memory latencies 3 and 20 (no stalls, so the cycles are the design's own). The 4x4 array
+skips 256^3 (millions of cycles per run); ECP5 builds of 4x4 and 8x8 run as tasks beside them (``--no-fpga``).
+Workloads are GEMMs from 16^3 to 256^3 and odd sizes, two odd-channel convolutions through the hardware im2col
+gather (one stride 2), and the gemm zoo models whole (``mlp-digits``, ``cnn-digits``, every
 test image). Every run is checked bit-exactly against the integer reference, and reports:
 
 - ``total``: all cycles from start to done (descriptor fetch, loads, streaming, stores);
@@ -62,6 +64,8 @@ CONVS = [(3, 10, 7, 3, 2, 1), (5, 12, 11, 3, 1, 1)]
 ZOO = ["mlp-digits", "cnn-digits"]
 LATENCIES = (3, 20)
 READS_IN_FLIGHT = 32
+#: the staging buffer holds an output row block of this many columns (OS needs rows x N; WS chunks M by it)
+OUT_COLUMNS = 256
 QUICK_CONFIGS = [(4, 4, (32,))]
 QUICK_SHAPES = [(16, 16, 16), (33, 40, 17)]
 QUICK_CONVS = CONVS[:1]
@@ -107,8 +111,7 @@ def _program(cfg: GemmConfig, work: dict, workdir: Path):
     from hwforge.compiler.targets import get_target
 
     out = workdir / f"zoo-{work['model']}"
-    sets = [f"rows={cfg.rows}", f"cols={cfg.cols}", f"dataflow={cfg.dataflow}", f"bus_width={cfg.bus_width}",
-            f"reads_in_flight={cfg.reads_in_flight}", "samples=all"]
+    sets = [f"{key}={value}" for key, value in cfg.to_dict().items()] + ["samples=all"]
     result = compile_model(work["model"], "gemm", out, sets)
     _, _, layers, x, program = get_target("gemm")._program(out, read_manifest(out))
     shapes = [(r.details["m"], r.details["k"], r.details["n"],
@@ -123,7 +126,8 @@ def run_config(r: int, c: int, dataflow: str, bus: int, works: list[dict], laten
     """Every workload at every latency on one configuration (one Verilator build)."""
     from hwforge.rtl.gemm.scalesim import scalesim_cycles
 
-    cfg = GemmConfig(rows=r, cols=c, dataflow=dataflow, bus_width=bus, reads_in_flight=READS_IN_FLIGHT)
+    cfg = GemmConfig(rows=r, cols=c, dataflow=dataflow, bus_width=bus, reads_in_flight=READS_IN_FLIGHT,
+                     out_depth=r * OUT_COLUMNS)
     base = Path(workdir) / f"{r}x{c}-{dataflow}-{bus}"
     rows = []
     for work in works:
