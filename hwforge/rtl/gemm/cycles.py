@@ -90,6 +90,7 @@ def predict_layer_cycles(prog: Program, layer: int, latency: int = 1, stall_prob
 
     Its error against the RTL is measured by ``benchmarks/gemm.py`` and bounded in the tests, not assumed.
     """
+    from hwforge.rtl.gemm.load import GATHER_QUEUE
     from hwforge.rtl.gemm.traffic import layer_schedule, layer_traffic
     from hwforge.rtl.lib.dma import CREDIT_OVERHEAD
 
@@ -129,7 +130,10 @@ def predict_layer_cycles(prog: Program, layer: int, latency: int = 1, stall_prob
         taken.append(take)
         begin = max(take, issue + latency + 3)
         words = max(ld.words, ld.index_words)
-        end = max(begin + max(ld.cycles, (ld.words + ld.index_words) / port), issue + latency + 3 + words / rate)
+        unpack = ld.cycles
+        if ld.index_words:      # a gathered element waits in a queue of GATHER_QUEUE for its word to return
+            unpack = ld.cycles / min(1.0, GATHER_QUEUE / (latency + _GATHER_TURN))
+        end = max(begin + max(unpack, (ld.words + ld.index_words) / port), issue + latency + 3 + words / rate)
         if words > rif:
             end = max(end, begin + words - rif + latency + CREDIT_OVERHEAD + 1)
         load_end.append(end)
@@ -139,6 +143,10 @@ def predict_layer_cycles(prog: Program, layer: int, latency: int = 1, stall_prob
     makespan = max(t.store_end) if t.store_end else t.compute
     words = sum(layer_traffic(prog, layer).values())
     return int(round(max(makespan, DESC_WORDS / port + words / port + latency))) + 2
+
+
+#: Cycles a gathered element's queue entry is held beyond the memory latency (index to read, read to unpack).
+_GATHER_TURN = 4
 
 
 def _tile_ready(loads, i: int) -> int:
