@@ -91,7 +91,7 @@ def predict_layer_cycles(prog: Program, layer: int, latency: int = 1, stall_prob
     Its error against the RTL is measured by ``benchmarks/gemm.py`` and bounded in the tests, not assumed.
     """
     from hwforge.rtl.gemm.load import GATHER_QUEUE
-    from hwforge.rtl.gemm.traffic import layer_schedule, layer_traffic
+    from hwforge.rtl.gemm.traffic import layer_schedule, schedule_words
     from hwforge.rtl.lib.dma import CREDIT_OVERHEAD
 
     sched = layer_schedule(prog, layer)
@@ -141,7 +141,7 @@ def predict_layer_cycles(prog: Program, layer: int, latency: int = 1, stall_prob
         unpacked = end + 1
     t.run_folds_through(len(sched.folds) - 1, load_end)
     makespan = max(t.store_end) if t.store_end else t.compute
-    words = sum(layer_traffic(prog, layer).values())
+    words = sum(schedule_words(sched).values())
     return int(round(max(makespan, DESC_WORDS / port + words / port + latency))) + 2
 
 
@@ -172,6 +172,9 @@ class _Timeline:
         self.store_begin: list[float] = []
         self.store_end: list[float] = [0.0] * len(sched.stores)
         self.last_fold_of_block = {fold.store: f for f, fold in enumerate(sched.folds)}
+        self.posts_before = [0]                 # post instructions among the first f folds, for every f
+        for fold in sched.folds:
+            self.posts_before.append(self.posts_before[-1] + bool(fold.outputs))
         self.compute = self.post = self.store = 0.0
 
     def emitted(self, folds: int) -> float:
@@ -181,8 +184,7 @@ class _Timeline:
         f = folds - 1 - self.depth["compute"]
         if 0 <= f < len(self.fold_begin):
             when = self.fold_begin[f]
-        posts = sum(1 for fold in self.sched.folds[:folds] if fold.outputs)
-        p = posts - 1 - self.depth["post"]
+        p = self.posts_before[folds] - 1 - self.depth["post"]
         if 0 <= p < len(self.post_begin):
             when = max(when, self.post_begin[p])
         blocks = self.sched.folds[folds - 1].store if folds else 0
@@ -229,5 +231,6 @@ class _Timeline:
 
 
 def predict_program_cycles(prog: Program, latency: int = 1, stall_prob: float = 0.0) -> list[int]:
-    """`predict_layer_cycles` for every layer of ``prog`` (the header word and start/done add a few cycles)."""
+    """`predict_layer_cycles` for every layer of ``prog`` (the header word and start/done, a few cycles per run,
+    are not included)."""
     return [predict_layer_cycles(prog, i, latency, stall_prob) for i in range(len(prog.plans))]

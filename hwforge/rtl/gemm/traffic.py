@@ -147,7 +147,11 @@ def layer_schedule(prog: Program, layer: int) -> LayerSchedule:
 
 def layer_traffic(prog: Program, layer: int) -> dict[str, int]:
     """Words per traffic class of one layer (descriptor included, header not)."""
-    sched = layer_schedule(prog, layer)
+    return schedule_words(layer_schedule(prog, layer))
+
+
+def schedule_words(sched: LayerSchedule) -> dict[str, int]:
+    """Words per traffic class that one layer's schedule moves (descriptor included)."""
     words = {"features": 0, "weights": 0, "outputs": sum(sched.stores), "control": DESC_WORDS}
     for ld in sched.loads:
         words[ld.cls] += ld.words
