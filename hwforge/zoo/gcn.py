@@ -8,14 +8,16 @@ GCN layer (Kipf & Welling, = torch_geometric ``GCNConv`` with normalize=True, ad
 ResGCN (DeepGCNs' pre-activation "res+" block): a head GCN layer, then ``depth`` blocks
 ``h = h + conv(relu(norm(h)))`` with norm an inference BatchNorm folded to a per-channel ``affine`` (ReLU
 fused), then ``relu(norm(h))`` and a linear classifier. ``depth`` counts residual blocks, so the network has
-``depth + 1`` graph convolutions. Weights are seeded (Glorot uniform, small uniform biases); the BatchNorm
-statistics are measured on the model's own features as a trained network's running statistics would be, so
-activations stay in a bounded range at any depth (which the fixed-point format relies on).
+``depth + 1`` graph convolutions. Weights are seeded (Glorot uniform, small uniform biases, BatchNorm gamma
+near 1 and beta near 0) or given (a trained state dict, `resgcn_weight_names`). Either way the BatchNorm
+statistics are measured on the model's own features (the whole graph is one batch, as in full-graph training
+with batch statistics), so activations stay in a bounded range at any depth (which the fixed-point format
+relies on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -69,11 +71,9 @@ class _Builder:
         self.val = np.maximum(y, 0) if relu else y
         return name
 
-    def norm_relu(self, name: str, src: str, x: np.ndarray, rng: np.random.Generator) -> str:
-        """BatchNorm with statistics measured on ``x`` and seeded gamma/beta, folded to ``affine`` + ReLU."""
-        c = x.shape[1]
-        gamma = (1.0 + 0.1 * rng.standard_normal(c)).astype(np.float32)
-        beta = (0.1 * rng.standard_normal(c)).astype(np.float32)
+    def norm_relu(self, name: str, src: str, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> str:
+        """BatchNorm with statistics measured on ``x`` (biased variance, as BatchNorm normalises a batch) and
+        gamma/beta, folded to ``affine`` + ReLU."""
         mean, var = x.mean(axis=0), x.var(axis=0)
         scale = (gamma / np.sqrt(var + BN_EPS)).astype(np.float32)
         shift = (beta - mean * scale).astype(np.float32)
@@ -114,24 +114,61 @@ def gcn_graph(graph: GraphData, features: np.ndarray, hidden: int | Sequence[int
     return b.finish(src)
 
 
+def resgcn_weight_names(depth: int) -> list[str]:
+    """The keys of a ResGCN state dict for `resgcn_graph`'s ``weights``, in network order: ``conv0``, then per
+    block ``block<i>.norm`` (BatchNorm gamma as ``.weight``, beta as ``.bias``) and ``block<i>.conv``, then
+    ``norm_out`` and ``classifier``; every one with ``.weight`` and ``.bias`` (linear weights ``[out, in]``)."""
+    layers = ["conv0", *(f"block{i}.{part}" for i in range(1, depth + 1) for part in ("norm", "conv")),
+              "norm_out", "classifier"]
+    return [f"{layer}.{kind}" for layer in layers for kind in ("weight", "bias")]
+
+
 def resgcn_graph(graph: GraphData, features: np.ndarray, depth: int, hidden: int = 16, classes: int = 4,
-                 seed: int = 0, name: str | None = None) -> Graph:
-    """A ResGCN with ``depth`` pre-activation residual blocks (the issue's range is 4..56) of width ``hidden``."""
+                 seed: int = 0, name: str | None = None, weights: Mapping[str, np.ndarray] | None = None) -> Graph:
+    """A ResGCN with ``depth`` pre-activation residual blocks (the issue's range is 4..56) of width ``hidden``.
+
+    ``weights`` (keys `resgcn_weight_names`, float arrays of the shapes ``depth``, ``hidden``, ``classes`` and
+    the feature width imply) overrides the seeded initialisation; BatchNorm statistics are measured either way.
+    """
     if depth < 1 or hidden < 1:
         raise ConfigError(f"ResGCN needs depth >= 1 and hidden >= 1, got depth {depth}, hidden {hidden}")
     b = _Builder(name or f"resgcn-{graph.name}-d{depth}", graph, features)
     rng = np.random.default_rng(seed)
     f = b.val.shape[1]
-    h = b.conv("conv0", "x", b.val, _glorot(rng, hidden, f), _bias(rng, hidden), relu=False)
+    if weights is not None:
+        missing = [k for k in resgcn_weight_names(depth) if k not in weights]
+        if missing:
+            raise ConfigError(f"ResGCN weights lack {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+
+    def param(key: str, shape: tuple[int, ...], seeded: Callable[[], np.ndarray]) -> np.ndarray:
+        if weights is None:
+            return seeded()
+        w = np.asarray(weights[key], dtype=np.float32)
+        if w.shape != shape:
+            raise ConfigError(f"ResGCN weight {key} has shape {w.shape}, expected {shape}")
+        return w
+
+    def linear(layer: str, out_f: int, in_f: int) -> tuple[np.ndarray, np.ndarray]:
+        w = param(f"{layer}.weight", (out_f, in_f), lambda: _glorot(rng, out_f, in_f))
+        return w, param(f"{layer}.bias", (out_f,), lambda: _bias(rng, out_f))
+
+    def norm(layer: str, src: str, x: np.ndarray) -> str:
+        gamma = param(f"{layer}.weight", (hidden,),
+                      lambda: (1.0 + 0.1 * rng.standard_normal(hidden)).astype(np.float32))
+        beta = param(f"{layer}.bias", (hidden,), lambda: (0.1 * rng.standard_normal(hidden)).astype(np.float32))
+        return b.norm_relu(layer, src, x, gamma, beta)
+
+    h = b.conv("conv0", "x", b.val, *linear("conv0", hidden, f), relu=False)
     hv = b.val
     for i in range(1, depth + 1):
-        t = b.norm_relu(f"block{i}.norm", h, hv, rng)
-        t = b.conv(f"block{i}.conv", t, b.val, _glorot(rng, hidden, hidden), _bias(rng, hidden), relu=False)
+        t = norm(f"block{i}.norm", h, hv)
+        t = b.conv(f"block{i}.conv", t, b.val, *linear(f"block{i}.conv", hidden, hidden), relu=False)
         hv = hv + b.val
         h = b.g.add(f"block{i}", "add", [h, t], {}, TensorType(hv.shape, "f32")).name
-    t = b.norm_relu("norm_out", h, hv, rng)
-    b.g.add_constant("classifier.weight", _glorot(rng, classes, hidden), "f32")
-    b.g.add_constant("classifier.bias", _bias(rng, classes), "f32")
+    t = norm("norm_out", h, hv)
+    cw, cb = linear("classifier", classes, hidden)
+    b.g.add_constant("classifier.weight", cw, "f32")
+    b.g.add_constant("classifier.bias", cb, "f32")
     b.g.add("classifier", "linear", [t, "classifier.weight", "classifier.bias"], {},
             TensorType((graph.num_nodes, classes), "f32"))
     return b.finish("classifier")

@@ -3,9 +3,11 @@
 ``gcn-karate`` is trained (semi-supervised, as in Kipf & Welling's karate demo: identity features, 4 labelled
 members per club, 2 classes = the club split). ``gcn-cora`` and ``gcn-citeseer`` are Kipf & Welling's 2-layer
 GCN (hidden 16) trained on the shipped citation graphs (`hwforge.graphs.planetoid_graph`) with the standard
-split. All three are trained by ``python -m hwforge.zoo.gcn_train`` and ship as ``weights/<name>.npz``; every
-other model uses seeded random weights, because the synthetic graphs carry no labels to learn (they exist for
-hardware sizing and verification).
+split; ``resgcn-cora-d8`` / ``-d16`` / ``-d28`` are the deep residual GCN of `hwforge.zoo.gcn.resgcn_graph`
+(hidden RESGCN_HIDDEN) trained on Cora with the same split. All of these are trained by
+``python -m hwforge.zoo.gcn_train`` and ship as ``weights/<name>.npz``; every other model uses seeded random
+weights, because the synthetic graphs carry no labels to learn (they exist for hardware sizing and
+verification).
 
 The citation models take the features row-normalised (each row sums to 1), as the reference preprocesses them:
 their example, calibration and test inputs are those normalised features, not the 0/1 words. Their ``test_set``
@@ -16,6 +18,7 @@ negative labels (`hwforge.compiler.results.OutputMetrics`, `hwforge.zoo.gcn_trai
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +43,25 @@ from hwforge.zoo.registry import ZooModel, entry, register, sha256_of
 KARATE_HIDDEN = 16
 KARATE_TRAIN_PER_CLASS = 4
 PLANETOID_HIDDEN = 16
-PLANETOID_MODELS = {"gcn-cora": "cora", "gcn-citeseer": "citeseer"}  # zoo name -> data set
+RESGCN_HIDDEN = 64  # 128-byte Q8.8 rows: two 64-byte lines of the snf cache, well inside max_row_lines
+
+
+@dataclass(frozen=True)
+class PlanetoidSpec:
+    """A zoo model trained on a citation graph: Kipf & Welling's 2-layer GCN (``depth`` 0, hidden
+    PLANETOID_HIDDEN) or a ResGCN of ``depth`` residual blocks (hidden RESGCN_HIDDEN)."""
+
+    dataset: str
+    depth: int = 0
+
+    @property
+    def hidden(self) -> int:
+        return RESGCN_HIDDEN if self.depth else PLANETOID_HIDDEN
+
+
+RESGCN_CORA_DEPTHS = (8, 16, 28)
+PLANETOID_MODELS = {"gcn-cora": PlanetoidSpec("cora"), "gcn-citeseer": PlanetoidSpec("citeseer"),
+                    **{f"resgcn-cora-d{d}": PlanetoidSpec("cora", d) for d in RESGCN_CORA_DEPTHS}}
 _SOURCES = [Path(__file__), Path(__file__).with_name("gcn.py"),
             Path(__file__).parents[1] / "graphs" / "data.py"]
 
@@ -109,7 +130,7 @@ def load_resgcn_karate() -> ZooModel:
 # -------------------------------------------------------------------------------------- citation graphs
 def planetoid_data(name: str) -> tuple[PlanetoidData, np.ndarray]:
     """The data set of zoo model ``name`` and its model input: the row-normalised float32 features."""
-    data = planetoid_graph(PLANETOID_MODELS[name])
+    data = planetoid_graph(PLANETOID_MODELS[name].dataset)
     return data, row_normalize(data.features)
 
 
@@ -121,11 +142,15 @@ def labels_on_test_split(data: PlanetoidData) -> np.ndarray:
 
 
 def planetoid_model(name: str, w: dict[str, np.ndarray], blob: bytes = b"") -> ZooModel:
-    """``gcn-cora`` / ``gcn-citeseer`` with weights ``w``."""
+    """Citation-graph model ``name`` (a PLANETOID_MODELS key) with weights ``w``."""
+    spec = PLANETOID_MODELS[name]
     data, x = planetoid_data(name)
-    graph = gcn_graph(data.graph, x, PLANETOID_HIDDEN, data.num_classes, weights=_two_layers(w), name=name)
+    if spec.depth:
+        graph = resgcn_graph(data.graph, x, spec.depth, spec.hidden, data.num_classes, weights=w, name=name)
+    else:
+        graph = gcn_graph(data.graph, x, spec.hidden, data.num_classes, weights=_two_layers(w), name=name)
     loader = Path(__file__).parents[1] / "graphs" / "planetoid.py"
-    extra_hash = blob + dataset_path(PLANETOID_MODELS[name]).read_bytes() + loader.read_bytes()
+    extra_hash = blob + dataset_path(spec.dataset).read_bytes() + loader.read_bytes()
     split = {"train": data.train, "val": data.val, "test": data.test}
     return _model(name, "", graph, data.graph, x, (x, labels_on_test_split(data)), extra_hash, split=split)
 
@@ -135,6 +160,12 @@ for _name, _what in (("gcn-cora", "Cora (2,708 nodes, 1,433 words, 7 classes)"),
     register(_name, f"2-layer GCN (hidden 16, trained) on the {_what} citation graph, row-normalised features; "
                     "accuracy on the standard 1,000 test nodes")(
         lambda n=_name: planetoid_model(n, *_read_weights(n)))
+
+for _depth in RESGCN_CORA_DEPTHS:
+    register(f"resgcn-cora-d{_depth}",
+             f"ResGCN, {_depth} residual blocks, hidden {RESGCN_HIDDEN} (trained), on the Cora citation graph, "
+             "row-normalised features; accuracy on the standard 1,000 test nodes")(
+        lambda n=f"resgcn-cora-d{_depth}": planetoid_model(n, *_read_weights(n)))
 
 
 # ---------------------------------------------------------------------------------------------- synthetic

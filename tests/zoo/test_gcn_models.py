@@ -19,7 +19,7 @@ from hwforge.zoo.train import npz_bytes
 
 GRAPH_MODELS = {"gcn-karate": (34, 2), "gcn-syn500": (500, 4), "resgcn-karate-d8": (34, 2),
                 "resgcn-syn500-d8": (500, 4), "gcn-cora-like": (2708, 7), "gcn-pubmed-like": (19717, 3),
-                "gcn-cora": (2708, 7), "gcn-citeseer": (3327, 6)}
+                "gcn-cora": (2708, 7), "gcn-citeseer": (3327, 6), "resgcn-cora-d8": (2708, 7)}
 HAS_PYG = importlib.util.find_spec("torch_geometric") is not None
 
 
