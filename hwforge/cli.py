@@ -245,6 +245,8 @@ def verify(artifact: Annotated[Path, typer.Argument(help="artifact directory fro
 @app.command()
 def build(artifact: Annotated[Path, typer.Argument(help="artifact directory")],
           board: Annotated[str, typer.Option(help="ulx3s-85f or icebreaker")] = "ulx3s-85f",
+          clock_mhz: Annotated[float | None, typer.Option(
+              help="clock the design from a PLL at this frequency and time it there (ECP5 boards)")] = None,
           as_json: JsonFlag = False) -> None:
     """Build the deployable binary: a bitstream for RTL targets."""
 
@@ -254,7 +256,7 @@ def build(artifact: Annotated[Path, typer.Argument(help="artifact directory")],
         tgt, manifest = _artifact(artifact)
         log.print(tgt.build_message.format(artifact=artifact, board=board))
         start = time.monotonic()
-        result = {"ok": True, **tgt.build(artifact, manifest, board)}
+        result = {"ok": True, **tgt.build(artifact, manifest, board, clock_mhz=clock_mhz)}
         result["wall_seconds"] = round(time.monotonic() - start, 1)
         write_report(artifact, "build", result)
         return result

@@ -132,6 +132,8 @@ def summarise(util: dict[str, list[int]], clocks: dict[str, dict[str, float]], *
         "dsps": used(kinds["dsps"] or ()),
         "brams": used(kinds["brams"] or ()),
         "fmax_mhz": fmax,
+        # every clock reaches the frequency it was constrained to (the board clock, or `--clock-mhz`)
+        "timing_met": all(c["fmax_mhz"] >= c["target_mhz"] for c in clocks.values()) if clocks else None,
         "clocks": clocks,
         "bitstream": bitstream,
         "utilisation": util,

@@ -91,3 +91,12 @@ def test_build_is_reproducible(tmp_path: Path) -> None:
     assert first.bitstream.read_bytes() == second.bitstream.read_bytes()
     assert first.to_dict() == second.to_dict()
     assert first.to_dict()["seed"] == 3
+
+
+@pytest.mark.slow
+def test_build_with_a_pll_clock_is_timed_at_that_clock(tmp_path: Path) -> None:
+    """`clock_mhz` puts an EHXPLLL in front of the design and constrains place-and-route to its output."""
+    rep = build_bitstream(_soc(), "ulx3s-85f", tmp_path, seed=1, clock_mhz=62.5).to_dict()
+    assert [c["target_mhz"] for c in rep["clocks"].values()] == [62.5]
+    assert rep["timing_met"] == (rep["fmax_mhz"] >= 62.5)
+    assert rep["utilisation"]["EHXPLLL"][0] == 1

@@ -61,6 +61,8 @@ def test_summary_ecp5() -> None:
         "board": "ulx3s-85f", "device": "LFE5U-85F", "luts": 461, "ffs": 212, "dsps": 0, "brams": 0,
         "fmax_mhz": 119.01, "bitstream": "top.bit"}
     assert rep["utilisation"]["TRELLIS_RAMW"] == [16, 10455]
+    assert rep["timing_met"] is True                                     # 119.01 MHz against 25 MHz
+    assert summarise(util, {"clk": {"fmax_mhz": 61.9, "target_mhz": 100.0}}, **ECP5)["timing_met"] is False
 
 
 def test_summary_ice40_takes_flip_flops_from_yosys() -> None:

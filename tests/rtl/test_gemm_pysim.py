@@ -11,6 +11,7 @@ from hwforge.ir.quant import requantize, wrap
 from hwforge.rtl.gemm import COUNTERS, GemmAccelerator, GemmConfig, GemmLayer, build_program, reference
 from hwforge.rtl.gemm.array import SystolicArray
 from hwforge.rtl.gemm.cycles import rtl_compute_cycles
+from hwforge.rtl.lib.pe import PRODUCT_LATENCY
 from hwforge.rtl.lib.requant import Requantizer
 from hwforge.rtl.tb.pysim import run_pysim
 
@@ -26,7 +27,10 @@ def _sim(dut, bench):
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 def test_array_computes_tile(dataflow):
-    """Drive a 3x2 array directly with the skewed schedule the controller uses; compare with numpy."""
+    """Drive a 3x2 array directly with the skewed schedule the controller uses; compare with numpy.
+
+    Each cell registers its product, so results appear `PRODUCT_LATENCY` cycles after the combinational
+    schedule (OS: the drain starts later; WS: column results leave later)."""
     R, C, T = 3, 2, 4
     rng = np.random.default_rng(1)
     arr = SystolicArray(R, C, 8, 24, dataflow)
@@ -40,14 +44,15 @@ def test_array_computes_tile(dataflow):
         ctx.set(arr.clear, 1)
         await ctx.tick()
         ctx.set(arr.clear, 0)
-        length = 2 * R + C + T - 2
+        PL = PRODUCT_LATENCY
+        length = 2 * R + C + T - 2 + PL
         for tau in range(length):
             if dataflow == "os":
                 for r in range(R):
                     ctx.set(arr.a_in[r], int(a[r, tau - r]) if 0 <= tau - r < T else 0)
                 for c in range(C):
                     ctx.set(arr.b_in[c], int(b[c, tau - c]) if 0 <= tau - c < T else 0)
-                drain_at = T + R + C - 2
+                drain_at = T + R + C - 2 + PL
                 ctx.set(arr.shift, tau >= drain_at)
                 if tau >= drain_at:
                     for c in range(C):
@@ -60,7 +65,7 @@ def test_array_computes_tile(dataflow):
                 for r in range(R):
                     ctx.set(arr.a_in[r], int(a[tp - r, r]) if tau >= R and 0 <= tp - r < T else 0)
                 for c in range(C):
-                    m = tp - (R - 1) - c
+                    m = tp - (R - 1) - c - PL
                     if tau >= R and 0 <= m < T:
                         got[m, c] = ctx.get(arr.out[c])
             await ctx.tick()

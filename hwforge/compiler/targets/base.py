@@ -95,7 +95,8 @@ class Target:
         """Run new inputs through the artifact on its backend (the host runtime's entry point)."""
         raise NotImplementedError
 
-    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
+    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str,
+              clock_mhz: float | None = None) -> dict[str, Any]:
         """Produce the deployable binary (bitstream, DPU binary, xclbin)."""
         raise NotImplementedError
 

@@ -198,14 +198,15 @@ class GemmTarget(Target):
             bytes_read=sim.bytes_read, bytes_written=sim.bytes_written, folds=sim.folds,
             stall_prob=sim.stall_prob, latency=sim.latency)
 
-    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
+    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str,
+              clock_mhz: float | None = None) -> dict[str, Any]:
         from hwforge.fpga import OnChipMemorySoC, build_bitstream
 
         rtl = _rtl()
         cfg, _, _, _, program = self._program(artifact_dir, manifest)
         design = OnChipMemorySoC(lambda: rtl.GemmAccelerator(cfg), program.words, cfg.bus_width,
                                  depth=program.size)
-        report = build_bitstream(design, board, artifact_dir / "build" / board)
+        report = build_bitstream(design, board, artifact_dir / "build" / board, clock_mhz=clock_mhz)
         return {**report.to_dict(), "bitstream_path": str(report.bitstream), "build_seconds": round(report.seconds, 1)}
 
 

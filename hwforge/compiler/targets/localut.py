@@ -191,7 +191,10 @@ class LocalutTarget(Target):
             outputs=outputs, cycles=totals.get("total_cycles", 0), kernel=options.kernel, **totals)
 
     # ------------------------------------------------------------------------------------------------- build
-    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
+    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str,
+              clock_mhz: float | None = None) -> dict[str, Any]:
+        if clock_mhz is not None:
+            raise ConfigError(f"--clock-mhz applies to RTL targets built through the open flow, not {self.name}")
         from hwforge.toolchain import which
 
         layers = sorted(p.stem for p in (artifact_dir / "dpu").glob("*.c"))

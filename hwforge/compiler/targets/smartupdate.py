@@ -234,7 +234,10 @@ class SmartUpdateTarget(Target):
 
         return run_kernel(self._updater(artifact_dir, manifest), inputs)
 
-    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
+    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str,
+              clock_mhz: float | None = None) -> dict[str, Any]:
+        if clock_mhz is not None:
+            raise ConfigError(f"--clock-mhz applies to RTL targets built through the open flow, not {self.name}")
         from hwforge.toolchain import which
 
         makefile = Path(artifact_dir) / "Makefile"

@@ -392,7 +392,8 @@ class SnfTarget(Target):
             aggregations=len(aggs), combinations=len(combs), bytes_by_class=by_class,
             cache_hit_rate=totals["cache_hits"] / accesses if accesses else 0.0)
 
-    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str) -> dict[str, Any]:
+    def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str,
+              clock_mhz: float | None = None) -> dict[str, Any]:
         """Bitstream of the aggregation accelerator with its first program (the combination engine is a
         separate design, ``rtl/combination.v``, and not part of it)."""
         from hwforge.fpga import OnChipMemorySoC, build_bitstream
@@ -406,7 +407,7 @@ class SnfTarget(Target):
         first = artifact_dir / _hex_name(node.name)
         words = [int(line, 16) for line in first.read_text().split()]
         design = OnChipMemorySoC(lambda: rtl.SnfAccelerator(cfg), words, cfg.bus_width, depth=len(words))
-        report = build_bitstream(design, board, artifact_dir / "build" / board)
+        report = build_bitstream(design, board, artifact_dir / "build" / board, clock_mhz=clock_mhz)
         return {**report.to_dict(), "program": first.name, "bitstream_path": str(report.bitstream),
                 "build_seconds": round(report.seconds, 1)}
 

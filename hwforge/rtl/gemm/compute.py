@@ -11,7 +11,9 @@ Tokens: a fold takes ``b_ready`` (and ``a_ready`` on the first fold of an A tile
 into an accumulator bank) before it starts, and in its last cycle gives ``b_free`` (and ``a_free`` after the
 last fold of an A tile, ``acc_ready`` after the last fold into an accumulator bank). The next instruction is
 taken in that same cycle when its tokens are there. The array runs two cycles behind the fold's clock (buffer
-read, then edge registers), so back-to-back folds lose two cycles each.
+read, then edge registers), and each cell registers its product (`hwforge.rtl.lib.pe.PRODUCT_LATENCY`), so a
+fold occupies the array for the SCALE-Sim cycles plus `FOLD_OVERHEAD`; ``compute_cycles`` counts only the
+SCALE-Sim part, so it stays equal to the formula.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from hwforge.rtl.gemm.array import SystolicArray
 from hwforge.rtl.gemm.config import GemmConfig
 from hwforge.rtl.gemm.isa import BIAS_BITS, COMPUTE_LAYOUT
 from hwforge.rtl.gemm.load import bank_geometry
+from hwforge.rtl.lib.pe import PRODUCT_LATENCY
+
+#: Cycles a fold takes beyond the SCALE-Sim term ``2R + C + T - 2``: the buffer read and edge register in front
+#: of the array, and the cells' product register.
+FOLD_OVERHEAD = 2 + PRODUCT_LATENCY
 
 #: Bits of the fold-time counter: T (at most 65,536) plus the array's fill and drain.
 TIME_BITS = 18
@@ -69,14 +76,15 @@ class ComputeUnit(wiring.Component):
 
         ins = Signal(COMPUTE_LAYOUT)
         t, tau, tau2 = Signal(TIME_BITS), Signal(TIME_BITS), Signal(TIME_BITS)
-        L = Signal(TIME_BITS)
+        L = Signal(TIME_BITS)            # array cycles of the fold: SCALE-Sim term + the cells' product latency
         act, act2 = Signal(), Signal()   # buffer data for array time tau is valid / the array streams tau2
+        formula, formula2 = Signal(), Signal()   # ... and tau (tau2) is within the SCALE-Sim term
         running = Signal()
-        m.d.sync += [act.eq(0), tau.eq(t), act2.eq(act), tau2.eq(tau)]
+        m.d.sync += [act.eq(0), formula.eq(0), tau.eq(t), act2.eq(act), tau2.eq(tau), formula2.eq(formula)]
         m.d.comb += [self.accbank.eq(ins.accbank), self.streaming.eq(running), self.idle.eq(~running)]
         with m.If(self.start):
             m.d.sync += [self.compute_cycles.eq(0), self.folds.eq(0)]
-        with m.Elif(act2):
+        with m.Elif(formula2):
             m.d.sync += self.compute_cycles.eq(self.compute_cycles + 1)
 
         # take the next instruction when its tokens are there (from idle, or in a fold's last cycle)
@@ -90,7 +98,7 @@ class ComputeUnit(wiring.Component):
                 m.d.comb += [self.instr.ready.eq(1), self.b_ready_pop.eq(p.pop_b), self.a_ready_pop.eq(p.pop_a),
                              self.acc_free_pop.eq(p.pop_acc_free)]
                 m.d.sync += [ins.eq(p), t.eq(0), running.eq(1), self.folds.eq(self.folds + 1),
-                             L.eq(p.t_len + (2 * R + C - 2))]
+                             L.eq(p.t_len + (2 * R + C - 2 + PRODUCT_LATENCY))]
             with m.Else():
                 m.d.sync += running.eq(0)
 
@@ -98,7 +106,7 @@ class ComputeUnit(wiring.Component):
         with m.If(~running):
             take()
         with m.Else():
-            m.d.sync += [t.eq(t + 1), act.eq(t < L)]
+            m.d.sync += [t.eq(t + 1), act.eq(t < L), formula.eq(t + PRODUCT_LATENCY < L)]
             with m.If(t == L + 1):
                 m.d.comb += [self.b_free_push.eq(ins.push_b_free), self.a_free_push.eq(ins.push_a_free),
                              self.acc_ready_push.eq(ins.push_acc_ready)]
@@ -134,8 +142,9 @@ class ComputeUnit(wiring.Component):
             m.d.sync += reg.eq(value)
             m.d.comb += port.eq(reg)
 
+        PL = PRODUCT_LATENCY
         if cfg.dataflow == "os":
-            drain_at = T + (R + C - 2)
+            drain_at = T + (R + C - 2 + PL)     # the bottom-right cell's last product is in its accumulator
             for r in range(R):
                 m.d.comb += self.a_r_addr[r].eq(a_addr(t - r))
                 edge(arr.a_in[r], Mux(act & (tau >= r) & (tau - r < T), self.a_r_data[r], 0))
@@ -160,10 +169,12 @@ class ComputeUnit(wiring.Component):
         for r in range(R):
             m.d.comb += self.a_r_addr[r].eq(a_addr(tn - r))
             edge(arr.a_in[r], Mux(streaming & (tp >= r) & (tp - r < T), self.a_r_data[r], 0))
+        # partial sums enter PL cycles after the activations they meet (the cells' product register)
         for c in range(C):
-            m.d.comb += self.acc_r_addr[c].eq(tn - c)
+            m.d.comb += self.acc_r_addr[c].eq(tn - (c + PL))
             edge(arr.top_in[c],
-                 Mux(streaming & (tp >= c) & (tp - c < T), Mux(ins.accumulate, self.acc_r_data[c], bias[c]), 0))
-            mm = tp2 - (R - 1 + c)
-            m.d.comb += [self.acc_w_en[c].eq(act2 & (tau2 >= R) & (tp2 >= R - 1 + c) & (mm < T)),
+                 Mux(streaming & (tp >= c + PL) & (tp - (c + PL) < T),
+                     Mux(ins.accumulate, self.acc_r_data[c], bias[c]), 0))
+            mm = tp2 - (R - 1 + c + PL)
+            m.d.comb += [self.acc_w_en[c].eq(act2 & (tau2 >= R) & (tp2 >= R - 1 + c + PL) & (mm < T)),
                          self.acc_w_addr[c].eq(mm), self.acc_w_data[c].eq(arr.out[c])]

@@ -40,6 +40,9 @@ column 0's results; ``drop_last_fold`` streams nothing in each layer's last fold
 neighbouring words of every DMA command (`hwforge.rtl.lib.dma`'s ``reorder`` fault); ``early_swap`` makes
 each fold stream from the weight bank of the fold after it (a double-buffer swap one fold early)."""
 
+#: Depth of the request FIFO in front of each memory initiator (`MemArbiter`'s ``input_buffers``).
+ARBITER_BUFFERS = 2
+
 TRAFFIC_CLASSES = ("features", "weights", "outputs", "control")
 """Traffic classes of ``GemmCore(classes=True)``'s ``req_class`` (names shared with the `snf` accelerator's):
 A operands, weights and biases, output write-back, and header/descriptors/gather tables."""
@@ -82,6 +85,10 @@ class GemmCore(wiring.Component):
         m.submodules.compute = cmp = ComputeUnit(cfg, self.fault)
         m.submodules.post = post = PostUnit(cfg)
         m.submodules.store = store = StoreUnit(cfg)
+        # Request FIFOs in front of the arbiter keep the grant off the units' timing paths (100 MHz on the ECP5);
+        # a write waiting there is not yet in memory, so the arbiter's `idle` joins the units' idle below.
+        m.submodules.arbiter = arb = MemArbiter(4, 32, cfg.bus_width, n_classes=len(TRAFFIC_CLASSES),
+                                                input_buffers=ARBITER_BUFFERS)
 
         # ---- instruction queues: sequencer -> units ------------------------------------------------------
         units = {"load": load, "compute": cmp, "post": post, "store": store}
@@ -93,7 +100,7 @@ class GemmCore(wiring.Component):
             m.d.comb += [q.w_en.eq(src.valid), q.w_data.eq(src.payload.as_value()), src.ready.eq(q.w_rdy),
                          unit.instr.valid.eq(q.r_rdy), unit.instr.payload.eq(q.r_data), q.r_en.eq(unit.instr.ready)]
             queues_empty.append(~q.r_rdy)
-        idle = [load.idle, cmp.idle, post.idle, store.idle, *queues_empty]
+        idle = [load.idle, cmp.idle, post.idle, store.idle, arb.idle, *queues_empty]
         m.d.comb += [seq.units_idle.eq(_all(idle)), seq.start.eq(self.start),
                      self.done.eq(seq.done), self.busy.eq(seq.busy), cmp.start.eq(self.start),
                      self.compute_cycles.eq(cmp.compute_cycles), self.folds.eq(cmp.folds),
@@ -157,7 +164,6 @@ class GemmCore(wiring.Component):
                          store.st_r_data[i].eq(stage.r_data[i])]
 
         # ---- memory: four initiators on one port -------------------------------------------------------------
-        m.submodules.arbiter = arb = MemArbiter(4, 32, cfg.bus_width, n_classes=len(TRAFFIC_CLASSES))
         for i, port in enumerate((seq.mem, load.data_mem, load.index_mem, store.mem)):
             wiring.connect(m, port, arb.up[i])
         wiring.connect(m, arb.down, wiring.flipped(self.mem))

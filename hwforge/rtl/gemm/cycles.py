@@ -80,20 +80,25 @@ def predict_layer_cycles(prog: Program, layer: int, latency: int = 1, stall_prob
       is issued no earlier than the compute and post instructions before it fit their queues;
     - the load unit's issue stage sends a tile's reads once the previous tile's are out and its two-deep queue has
       room (freed when the unpacker *takes* an instruction); words stream no faster than one DMA engine sustains,
-      ``min(1, reads_in_flight / (latency + 2))`` a cycle derated by the stalls, and past ``reads_in_flight``
+      ``min(1, reads_in_flight / (latency + 3))`` a cycle (the DMA's credit overhead and the arbiter's request
+      FIFO) derated by the stalls, and past ``reads_in_flight``
       words only as the unpacker frees credits; the unpacker writes a word (or gathered element) a cycle, and
       takes a tile only once the bank it overwrites is free (two banks per operand; resident weights never wait);
     - a fold starts when its tiles are in, the array is free and an accumulator bank is free, and streams
-      ``2R + C + T - 2`` cycles (`fold_cycles_formula`'s term) plus two (the edge registers, the next instruction);
+      ``2R + C + T - 2`` cycles (`fold_cycles_formula`'s term) plus `compute.FOLD_OVERHEAD` (buffer read and
+      edge register, the cells' product register);
     - the requantiser takes one output a cycle; the store unit writes a finished row block a word a cycle;
     - the layer finishes no earlier than all its words cross the shared port (the bandwidth bound).
 
     Its error against the RTL is measured by ``benchmarks/gemm.py`` and bounded in the tests, not assumed.
     """
+    from hwforge.rtl.gemm.core import ARBITER_BUFFERS
     from hwforge.rtl.gemm.load import GATHER_QUEUE
     from hwforge.rtl.gemm.traffic import layer_schedule, schedule_words
     from hwforge.rtl.lib.dma import CREDIT_OVERHEAD
 
+    # a request waits one cycle in the arbiter's request FIFO: every round trip is that much longer
+    latency = latency + (1 if ARBITER_BUFFERS else 0)
     sched = layer_schedule(prog, layer)
     port = 1.0 - stall_prob                                                 # words a cycle the memory accepts
     t = _Timeline(prog.cfg, sched, port)
@@ -159,11 +164,13 @@ class _Timeline:
     write-back begins and ends, advanced fold by fold in program order."""
 
     def __init__(self, cfg: GemmConfig, sched, port: float):
+        from hwforge.rtl.gemm.compute import FOLD_OVERHEAD
         from hwforge.rtl.gemm.isa import QUEUE_DEPTH
         from hwforge.rtl.lib.requant import PIPELINED_LATENCY
 
         self.sched, self.port, self.requant_latency = sched, port, PIPELINED_LATENCY
         self.fill = 2 * cfg.rows + cfg.cols - 2
+        self.fold_overhead = FOLD_OVERHEAD
         self.depth = QUEUE_DEPTH
         self.fold_begin: list[float] = []
         self.fold_end: list[float] = []
@@ -210,7 +217,7 @@ class _Timeline:
         if len(self.post_end) >= 2:            # two accumulator banks: the post two tiles back must be done
             begin = max(begin, self.post_end[-2])
         self.fold_begin.append(begin)
-        self.fold_end.append(begin + fold.t_len + self.fill + 2)
+        self.fold_end.append(begin + fold.t_len + self.fill + self.fold_overhead)
         self.compute = self.fold_end[f]
         if not fold.outputs:
             return

@@ -105,13 +105,11 @@ class LoadUnit(wiring.Component):
         # requests are classed by the command they belong to: the class changes when a command is accepted
         cmd_is_a = Signal()
         m.d.comb += self.loading_a.eq(cmd_is_a)
-        with m.If(dma.cmd.valid & dma.cmd.ready):
-            m.d.sync += cmd_is_a.eq(iss.target == LOAD_A)
         cross = ins.cross
         li, lj = Signal(DIM), Signal(DIM)          # unpacker: row and element within the row
         row_e = Signal(32)                         # element index of the current row's first element
         off = Signal(max(1, lg))                   # lane of the next element within the current DMA word
-        dma_ci, dma_row_e = Signal(DIM), Signal(32)  # issue side: rows requested, next row's first element
+        dma_row_e = Signal(32)                     # issue side: next row's first element
 
         # ---- unpacking a DMA word: up to P elements a cycle ---------------------------------------------------
         elems = Array([Signal(signed(W), name=f"word_elem{j}") for j in range(P)])
@@ -119,8 +117,12 @@ class LoadUnit(wiring.Component):
             m.d.comb += elems[j].eq(dma.data.payload.data.word_select(j, CB)[:W])
         slot0 = lj[:lg] if lg else Const(0, 1)
         avail_mem, avail_buf = Signal(range(P + 1)), Signal(range(P + 1))
+        # ``rem`` (elements left in the row) and ``li_last`` (the row is the tile's last) are kept in registers
+        # rather than derived from ``lj``/``li`` each cycle: that keeps subtract-and-compare chains off the path
+        # from a returning word to the buffer write and the DMA's ``ready``.
         rem, count, c1 = Signal(DIM), Signal(range(P + 1)), Signal(range(P + 1))
-        m.d.comb += [avail_mem.eq(P - off), avail_buf.eq(Mux(cross, P, P - slot0)), rem.eq(ins.row_len - lj),
+        li_last = Signal()
+        m.d.comb += [avail_mem.eq(P - off), avail_buf.eq(Mux(cross, P, P - slot0)),
                      c1.eq(_min(avail_mem, avail_buf)), count.eq(Mux(rem < c1, rem, c1))]
         wd_en = Signal()
         wd_mask, wd_data = Signal(P), Signal(P * W)
@@ -159,24 +161,46 @@ class LoadUnit(wiring.Component):
                          self.b_w_addr[c].eq(along_addr),
                          self.b_w_data[c].eq(wd_data)]
 
-        # ---- gather: index stream -> one-word operand reads (coalesced) + a queue of (new word, lane, zero) ---
+        # ---- command queues between the issue stage and the two DMA engines --------------------------------
+        # Why: an engine accepts a command in the cycle its previous command's last request leaves, which depends
+        # on the memory port's ready through the arbiter. Feeding the engines from 2-deep queues cuts that chain
+        # off the issue stage's address arithmetic (one cycle more command latency, the same throughput), which
+        # is what lets the unit close timing at 100 MHz on the ECP5.
+        cmd_layout = data.StructLayout({"base": 32, "length": DIM, "is_a": 1})
+        m.submodules.data_cmds = dq = SyncFIFO(width=cmd_layout.size, depth=2)
+        m.submodules.index_cmds = iq = SyncFIFO(width=cmd_layout.size, depth=2)
+        dq_in, iq_in = Signal(cmd_layout), Signal(cmd_layout)
+        dq_head, iq_head = data.View(cmd_layout, dq.r_data), data.View(cmd_layout, iq.r_data)
+        m.d.comb += [dq.w_data.eq(dq_in), iq.w_data.eq(iq_in), dq_in.is_a.eq(iss.target == LOAD_A)]
+        for q, head_cmd, engine in ((dq, dq_head, dma), (iq, iq_head, idx)):
+            m.d.comb += [engine.cmd.valid.eq(q.r_rdy), engine.cmd.payload.base.eq(head_cmd.base),
+                         engine.cmd.payload.length.eq(head_cmd.length), q.r_en.eq(engine.cmd.ready)]
+        with m.If(dma.cmd.valid & dma.cmd.ready):
+            m.d.sync += cmd_is_a.eq(dq_head.is_a)
+
+        # ---- gather: index stream -> a register stage -> one-word operand reads (coalesced) + a queue of
+        # (new word, lane, zero) for the unpacker. The register stage holds one index with its word address
+        # already computed, so the coalescing compare and the issue decision start from flip-flops.
         m.submodules.equeue = eq = SyncFIFO(width=2 + max(1, lg), depth=GATHER_QUEUE)
-        g_ci = Signal(DIM)                 # gather rows requested
+        g_cmds_left = Signal(DIM)          # gather-table rows still to request
+        g_rows_left = Signal(DIM)          # gather rows whose indices are not all turned into reads yet
         g_row = Signal(32)                 # word address of the next gather row
-        gi, gj = Signal(DIM), Signal(DIM)  # gather indices turned into reads: row, element within the row
         last_word, last_ok = Signal(32), Signal()
         held = Signal(cfg.bus_width)       # the operand word the unpacker fetched last
         index = Signal(signed(32))
         m.d.comb += index.eq(idx.data.payload.data[:32])
-        word = Signal(32)
-        m.d.comb += word.eq(iss.base + (index >> lg))
-        is_zero = index < 0
-        new_word = ~is_zero & ~(last_ok & (last_word == word))
+        g_valid, g_zero, g_end = Signal(), Signal(), Signal()
+        g_word, g_lane = Signal(32), Signal(max(1, lg))
+        new_word = Signal()
+        m.d.comb += new_word.eq(~g_zero & ~(last_ok & (last_word == g_word)))
         e_zero, e_new, e_lane = eq.r_data[0], eq.r_data[1], eq.r_data[2:]
+        rows_left = Signal(DIM)                        # ROWS: tile rows whose command is not queued yet
+        dma_row_end = Signal(32)                       # ROWS: element index of the next row's last element
 
         m.d.comb += [self.bias_w_addr.eq(ins.dest), self.bias_w_data.eq(dma.data.payload.data[:32])]
         issuing, unpacking = Signal(), Signal()
-        m.d.comb += self.idle.eq(~issuing & ~unpacking & ~pend.r_rdy & dma.idle & idx.idle & ~eq.r_rdy)
+        m.d.comb += self.idle.eq(~issuing & ~unpacking & ~pend.r_rdy & ~dq.r_rdy & ~iq.r_rdy & dma.idle & idx.idle
+                                 & ~eq.r_rdy)
 
         with m.FSM(name="issue"):
             with m.State("IDLE"):
@@ -184,48 +208,48 @@ class LoadUnit(wiring.Component):
                 m.d.comb += [self.instr.ready.eq(pend.w_rdy), pend.w_en.eq(self.instr.valid),
                              pend.w_data.eq(p.as_value())]
                 with m.If(self.instr.valid & pend.w_rdy):
-                    m.d.sync += [iss.eq(p), dma_row_e.eq(p.first), dma_ci.eq(0), g_ci.eq(0), g_row.eq(p.gbase),
-                                 gi.eq(0), gj.eq(0), last_ok.eq(0), issuing.eq(1)]
+                    m.d.sync += [iss.eq(p), dma_row_e.eq(p.first), dma_row_end.eq(p.first + p.row_len - 1),
+                                 rows_left.eq(p.rows), g_cmds_left.eq(p.rows), g_rows_left.eq(p.rows),
+                                 g_row.eq(p.gbase), last_ok.eq(0), g_valid.eq(0), issuing.eq(1)]
                     _enter(m, p)
             with m.State("ROWS"):
                 first_w = dma_row_e >> lg
-                fire = dma.cmd.valid & dma.cmd.ready
-                m.d.comb += [dma.cmd.valid.eq(dma_ci < iss.rows), dma.cmd.payload.base.eq(iss.base + first_w),
-                             dma.cmd.payload.length.eq(((dma_row_e + iss.row_len - 1) >> lg) - first_w + 1)]
-                with m.If(fire):
-                    m.d.sync += [dma_ci.eq(dma_ci + 1), dma_row_e.eq(dma_row_e + iss.stride)]
-                with m.If(dma_ci + fire >= iss.rows):
+                m.d.comb += [dq.w_en.eq(rows_left != 0), dq_in.base.eq(iss.base + first_w),
+                             dq_in.length.eq((dma_row_end >> lg) - first_w + 1)]
+                with m.If(dq.w_en & dq.w_rdy):
+                    m.d.sync += [rows_left.eq(rows_left - 1), dma_row_e.eq(dma_row_e + iss.stride),
+                                 dma_row_end.eq(dma_row_end + iss.stride)]
+                with m.If((rows_left == 0) | ((rows_left == 1) & dq.w_rdy)):
                     m.d.sync += issuing.eq(0)
                     m.next = "IDLE"
             with m.State("BIAS"):
-                m.d.comb += [dma.cmd.valid.eq(1), dma.cmd.payload.base.eq(iss.base),
-                             dma.cmd.payload.length.eq(iss.row_len)]
-                with m.If(dma.cmd.ready):
+                m.d.comb += [dq.w_en.eq(1), dq_in.base.eq(iss.base), dq_in.length.eq(iss.row_len)]
+                with m.If(dq.w_rdy):
                     m.d.sync += issuing.eq(0)
                     m.next = "IDLE"
             with m.State("GATHER"):
                 # index rows requested through the index DMA
-                m.d.comb += [idx.cmd.valid.eq(g_ci < iss.rows), idx.cmd.payload.base.eq(g_row),
-                             idx.cmd.payload.length.eq(iss.row_len)]
-                with m.If(idx.cmd.valid & idx.cmd.ready):
-                    m.d.sync += [g_ci.eq(g_ci + 1), g_row.eq(g_row + iss.gstride)]
-                # each index: a one-word operand read when it starts a new word, and a queue entry
+                m.d.comb += [iq.w_en.eq(g_cmds_left != 0), iq_in.base.eq(g_row), iq_in.length.eq(iss.row_len)]
+                with m.If(iq.w_en & iq.w_rdy):
+                    m.d.sync += [g_cmds_left.eq(g_cmds_left - 1), g_row.eq(g_row + iss.gstride)]
+                # the held index: a one-word operand read when it starts a new word, and a queue entry
                 go = Signal()
-                m.d.comb += [go.eq(idx.data.valid & eq.w_rdy & (~new_word | dma.cmd.ready)),
-                             idx.data.ready.eq(go), eq.w_en.eq(go),
-                             eq.w_data.eq(Cat(is_zero, new_word, index[:lg] if lg else 0)),
-                             dma.cmd.valid.eq(idx.data.valid & eq.w_rdy & new_word),
-                             dma.cmd.payload.base.eq(word), dma.cmd.payload.length.eq(1)]
+                m.d.comb += [go.eq(g_valid & eq.w_rdy & (~new_word | dq.w_rdy)), eq.w_en.eq(go),
+                             eq.w_data.eq(Cat(g_zero, new_word, g_lane)),
+                             dq.w_en.eq(g_valid & eq.w_rdy & new_word), dq_in.base.eq(g_word), dq_in.length.eq(1),
+                             idx.data.ready.eq(~g_valid | go)]
+                with m.If(idx.data.valid & idx.data.ready):
+                    m.d.sync += [g_valid.eq(1), g_word.eq(iss.base + (index >> lg)), g_zero.eq(index < 0),
+                                 g_lane.eq(index[:lg] if lg else 0), g_end.eq(idx.data.payload.last)]
+                with m.Elif(go):
+                    m.d.sync += g_valid.eq(0)
                 with m.If(go & new_word):
-                    m.d.sync += [last_word.eq(word), last_ok.eq(1)]
-                with m.If(go):
-                    with m.If(gj + 1 < iss.row_len):
-                        m.d.sync += gj.eq(gj + 1)
-                    with m.Else():
-                        m.d.sync += [gj.eq(0), gi.eq(gi + 1)]
-                        with m.If(gi + 1 >= iss.rows):
-                            m.d.sync += issuing.eq(0)
-                            m.next = "IDLE"
+                    m.d.sync += [last_word.eq(g_word), last_ok.eq(1)]
+                with m.If(go & g_end):
+                    m.d.sync += g_rows_left.eq(g_rows_left - 1)
+                with m.If((g_rows_left == 0) | (go & g_end & (g_rows_left == 1))):
+                    m.d.sync += issuing.eq(0)
+                    m.next = "IDLE"
 
         def finish() -> None:
             """The tile's last element is written this cycle: hand over the ready token, take the next one."""
@@ -243,7 +267,8 @@ class LoadUnit(wiring.Component):
                 with m.If(take):
                     m.d.comb += [self.a_free_pop.eq(head.pop_free & (head.target == LOAD_A)),
                                  self.b_free_pop.eq(head.pop_free & (head.target == LOAD_B))]
-                    m.d.sync += [ins.eq(head), li.eq(0), lj.eq(0), row_e.eq(head.first),
+                    m.d.sync += [ins.eq(head), li.eq(0), lj.eq(0), row_e.eq(head.first), rem.eq(head.row_len),
+                                 li_last.eq(head.rows <= 1),
                                  off.eq(head.first[:lg] if lg else 0), unpacking.eq(1)]
                     _enter(m, head)
             with m.State("ROWS"):
@@ -252,11 +277,12 @@ class LoadUnit(wiring.Component):
                     m.d.comb += [wd_en.eq(1), dma.data.ready.eq(row_end | (count == avail_mem))]
                     with m.If(row_end):
                         nxt = row_e + ins.stride
-                        m.d.sync += [lj.eq(0), li.eq(li + 1), row_e.eq(nxt), off.eq(nxt[:lg] if lg else 0)]
-                        with m.If(li + 1 >= ins.rows):
+                        m.d.sync += [lj.eq(0), li.eq(li + 1), row_e.eq(nxt), off.eq(nxt[:lg] if lg else 0),
+                                     rem.eq(ins.row_len), li_last.eq(li + 2 >= ins.rows)]
+                        with m.If(li_last):
                             finish()
                     with m.Else():
-                        m.d.sync += [lj.eq(lj + count), off.eq(off + count)]
+                        m.d.sync += [lj.eq(lj + count), off.eq(off + count), rem.eq(rem - count)]
             with m.State("GATHER"):
                 # one element a cycle into the A buffer
                 fetched = Signal(cfg.bus_width)
@@ -267,18 +293,18 @@ class LoadUnit(wiring.Component):
                                  st_val.eq(Mux(e_zero, 0, lane_val))]
                     with m.If(e_new):
                         m.d.sync += held.eq(dma.data.payload.data)
-                    with m.If(lj + 1 < ins.row_len):
-                        m.d.sync += lj.eq(lj + 1)
+                    with m.If(rem != 1):
+                        m.d.sync += [lj.eq(lj + 1), rem.eq(rem - 1)]
                     with m.Else():
-                        m.d.sync += [lj.eq(0), li.eq(li + 1)]
-                        with m.If(li + 1 >= ins.rows):
+                        m.d.sync += [lj.eq(0), li.eq(li + 1), rem.eq(ins.row_len), li_last.eq(li + 2 >= ins.rows)]
+                        with m.If(li_last):
                             finish()
             with m.State("BIAS"):
                 with m.If(dma.data.valid):
                     m.d.comb += dma.data.ready.eq(1)
                     for c in range(C):
                         m.d.comb += self.bias_w_en[c].eq(li == c)
-                    m.d.sync += li.eq(li + 1)
-                    with m.If(li + 1 >= ins.row_len):
+                    m.d.sync += [li.eq(li + 1), rem.eq(rem - 1)]
+                    with m.If(rem == 1):
                         finish()
         return m

@@ -9,17 +9,26 @@ Two cells, one per dataflow, because what stays put differs:
   down. ``load_w`` shifts weights down the column so a column is preloaded in ``rows`` cycles.
 
 Accumulators are ``acc_width`` two's-complement registers that wrap, matching `hwforge.ir.quant.int_matmul`.
+
+Both cells register the product before adding it (`PRODUCT_LATENCY`): on the ECP5 the multiplier sits in a DSP
+column far from the adder's logic, and a multiply, two long routes and a 32-bit carry chain do not fit a 10 ns
+cycle, whereas each half does. The array's schedule (`hwforge.rtl.gemm.compute`) accounts for the extra cycle.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+#: Cycles from operands at a cell's inputs to their product in its accumulator / partial-sum register, beyond
+#: the one cycle a combinational multiply-add would take.
+PRODUCT_LATENCY = 1
+
 
 class OSProcessingElement(wiring.Component):
-    """Output-stationary MAC: ``acc += a_in * b_in``; forwards ``a`` right and ``b`` down one cycle later."""
+    """Output-stationary MAC: ``acc += a_in * b_in`` (one cycle later, through the product register); forwards
+    ``a`` right and ``b`` down one cycle later."""
 
     def __init__(self, width: int, acc_width: int):
         self.width = width
@@ -34,22 +43,25 @@ class OSProcessingElement(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        product = Signal(signed(2 * self.width))
         with m.If(self.clear):
-            m.d.sync += [self.acc.eq(0), self.a_out.eq(0), self.b_out.eq(0)]
+            m.d.sync += [self.acc.eq(0), self.a_out.eq(0), self.b_out.eq(0), product.eq(0)]
         with m.Else():
-            m.d.sync += [self.a_out.eq(self.a_in), self.b_out.eq(self.b_in)]
+            m.d.sync += [self.a_out.eq(self.a_in), self.b_out.eq(self.b_in), product.eq(self.a_in * self.b_in)]
             with m.If(self.drain):
                 m.d.sync += self.acc.eq(self.acc_in)
             with m.Else():
-                m.d.sync += self.acc.eq(self.acc + self.a_in * self.b_in)
+                m.d.sync += self.acc.eq(self.acc + product)
         return m
 
 
 class WSProcessingElement(wiring.Component):
-    """Weight-stationary MAC: ``psum_out <= psum_in + a_in * w``; ``psum_next`` is that sum before the register.
+    """Weight-stationary MAC: ``psum_out <= psum_in + product``, where ``product`` registers ``a_in * w``, so the
+    partial sum meets the activation that arrived one cycle before it; ``psum_next`` is the sum before the
+    register.
 
     The bottom row's ``psum_next`` is the column result; taking it combinationally saves the last pipeline
-    cycle, which is what makes a fold take exactly ``2R + C + T - 2`` cycles.
+    cycle, which is what makes a fold take ``2R + C + T - 2`` cycles plus `PRODUCT_LATENCY`.
     """
 
     def __init__(self, width: int, acc_width: int):
@@ -65,11 +77,12 @@ class WSProcessingElement(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.d.comb += self.psum_next.eq(self.psum_in + self.a_in * self.w)
+        product = Signal(signed(2 * self.width))
+        m.d.comb += self.psum_next.eq(self.psum_in + product)
         with m.If(self.load_w):
             m.d.sync += self.w.eq(self.w_in)
         with m.If(self.clear):
-            m.d.sync += [self.a_out.eq(0), self.psum_out.eq(0)]
+            m.d.sync += [self.a_out.eq(0), self.psum_out.eq(0), product.eq(0)]
         with m.Else():
-            m.d.sync += [self.a_out.eq(self.a_in), self.psum_out.eq(self.psum_next)]
+            m.d.sync += [self.a_out.eq(self.a_in), self.psum_out.eq(self.psum_next), product.eq(self.a_in * self.w)]
         return m
