@@ -18,7 +18,7 @@ order. The streaming phase of each fold never touches memory and takes exactly t
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -100,7 +100,10 @@ class GemmCore(wiring.Component):
             m.d.comb += [q.w_en.eq(src.valid), q.w_data.eq(src.payload.as_value()), src.ready.eq(q.w_rdy),
                          unit.instr.valid.eq(q.r_rdy), unit.instr.payload.eq(q.r_data), q.r_en.eq(unit.instr.ready)]
             queues_empty.append(~q.r_rdy)
-        idle = [load.idle, cmp.idle, post.idle, store.idle, arb.idle, *queues_empty]
+        # the load unit's buffer writes and ready tokens pass one register stage (below): a write still in it
+        # keeps the core busy
+        load_writing = Signal()
+        idle = [load.idle, ~load_writing, cmp.idle, post.idle, store.idle, arb.idle, *queues_empty]
         m.d.comb += [seq.units_idle.eq(_all(idle)), seq.start.eq(self.start),
                      self.done.eq(seq.done), self.busy.eq(seq.busy), cmp.start.eq(self.start),
                      self.compute_cycles.eq(cmp.compute_cycles), self.folds.eq(cmp.folds),
@@ -113,7 +116,6 @@ class GemmCore(wiring.Component):
         m.d.comb += [
             load.a_free.eq(sem["a_free"].avail), sem["a_free"].pop.eq(load.a_free_pop),
             load.b_free.eq(sem["b_free"].avail), sem["b_free"].pop.eq(load.b_free_pop),
-            sem["a_ready"].push.eq(load.a_ready_push), sem["b_ready"].push.eq(load.b_ready_push),
             cmp.a_ready.eq(sem["a_ready"].avail), sem["a_ready"].pop.eq(cmp.a_ready_pop),
             cmp.b_ready.eq(sem["b_ready"].avail), sem["b_ready"].pop.eq(cmp.b_ready_pop),
             cmp.acc_free.eq(sem["acc_free"].avail), sem["acc_free"].pop.eq(cmp.acc_free_pop),
@@ -131,18 +133,28 @@ class GemmCore(wiring.Component):
         depth = 2 * (1 << word_bits) * P
         m.submodules.abuf = abuf = PackedLaneBuffer(R, depth, W, P)
         m.submodules.bbuf = bbuf = PackedLaneBuffer(C, depth, W, P)
+        # Load-unit writes are registered before they reach the buffers (timing: the unpacker's element count and
+        # address arithmetic, then the routes to the block RAMs, do not fit one cycle at 100 MHz); the ready
+        # tokens are delayed with them, so a consumer still sees a tile only after its last write.
+        writes = []
         for buf, lanes, prefix in ((abuf, R, "a"), (bbuf, C, "b")):
             for i in range(lanes):
-                m.d.comb += [buf.w_en[i].eq(getattr(load, f"{prefix}_w_en")[i]),
+                writes.append(buf.w_en[i])
+                m.d.sync += [buf.w_en[i].eq(getattr(load, f"{prefix}_w_en")[i]),
                              buf.w_addr[i].eq(getattr(load, f"{prefix}_w_addr")[i]),
-                             buf.w_data[i].eq(getattr(load, f"{prefix}_w_data")[i]),
-                             buf.r_addr[i].eq(getattr(cmp, f"{prefix}_r_addr")[i]),
+                             buf.w_data[i].eq(getattr(load, f"{prefix}_w_data")[i])]
+                m.d.comb += [buf.r_addr[i].eq(getattr(cmp, f"{prefix}_r_addr")[i]),
                              getattr(cmp, f"{prefix}_r_data")[i].eq(buf.r_data[i])]
         m.submodules.biasbuf = biasbuf = LaneBuffer(C, BIAS_SLOTS, signed(32))
         for c in range(C):
-            m.d.comb += [biasbuf.w_en[c].eq(load.bias_w_en[c]), biasbuf.w_addr[c].eq(load.bias_w_addr),
-                         biasbuf.w_data[c].eq(load.bias_w_data), biasbuf.r_addr[c].eq(cmp.bias_r_addr),
-                         cmp.bias_r_data[c].eq(biasbuf.r_data[c])]
+            writes.append(biasbuf.w_en[c])
+            m.d.sync += [biasbuf.w_en[c].eq(load.bias_w_en[c]), biasbuf.w_addr[c].eq(load.bias_w_addr),
+                         biasbuf.w_data[c].eq(load.bias_w_data)]
+            m.d.comb += [biasbuf.r_addr[c].eq(cmp.bias_r_addr), cmp.bias_r_data[c].eq(biasbuf.r_data[c])]
+        a_push, b_push = Signal(), Signal()
+        m.d.sync += [a_push.eq(load.a_ready_push), b_push.eq(load.b_ready_push)]
+        m.d.comb += [sem["a_ready"].push.eq(a_push), sem["b_ready"].push.eq(b_push),
+                     load_writing.eq(a_push | b_push | Cat(*writes).any())]
         # two physical accumulator banks: the compute unit writes (and in WS reads) one while post reads the other
         accs = []
         for b in range(2):

@@ -213,7 +213,8 @@ class _Timeline:
 
     def _fold(self, f: int, load_end: list[float]) -> None:
         fold = self.sched.folds[f]
-        begin = max(self.compute, load_end[fold.a_load] + 1, load_end[fold.b_load] + 1)
+        # + 2: the load's last write passes the core's write register, then its ready token is taken
+        begin = max(self.compute, load_end[fold.a_load] + 2, load_end[fold.b_load] + 2)
         if len(self.post_end) >= 2:            # two accumulator banks: the post two tiles back must be done
             begin = max(begin, self.post_end[-2])
         self.fold_begin.append(begin)

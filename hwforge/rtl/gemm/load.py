@@ -120,10 +120,16 @@ class LoadUnit(wiring.Component):
         # ``rem`` (elements left in the row) and ``li_last`` (the row is the tile's last) are kept in registers
         # rather than derived from ``lj``/``li`` each cycle: that keeps subtract-and-compare chains off the path
         # from a returning word to the buffer write and the DMA's ``ready``.
+        # ``rem_small`` (rem <= P) is kept beside it, so that comparing rem with the few elements a word can
+        # give is a compare of lg+1 bits, not of DIM bits.
         rem, count, c1 = Signal(DIM), Signal(range(P + 1)), Signal(range(P + 1))
+        rem_small, row_small = Signal(), Signal()    # rem <= P; the instruction's row_len <= P
+        rem_lo = rem[:lg + 1]
         li_last = Signal()
+        row_end = Signal()                           # the row's last elements are in this word
         m.d.comb += [avail_mem.eq(P - off), avail_buf.eq(Mux(cross, P, P - slot0)),
-                     c1.eq(_min(avail_mem, avail_buf)), count.eq(Mux(rem < c1, rem, c1))]
+                     c1.eq(_min(avail_mem, avail_buf)),
+                     count.eq(Mux(rem_small & (rem_lo < c1), rem_lo, c1)), row_end.eq(rem_small & (rem_lo <= c1))]
         wd_en = Signal()
         wd_mask, wd_data = Signal(P), Signal(P * W)
         shift = Signal(max(1, lg))
@@ -268,21 +274,23 @@ class LoadUnit(wiring.Component):
                     m.d.comb += [self.a_free_pop.eq(head.pop_free & (head.target == LOAD_A)),
                                  self.b_free_pop.eq(head.pop_free & (head.target == LOAD_B))]
                     m.d.sync += [ins.eq(head), li.eq(0), lj.eq(0), row_e.eq(head.first), rem.eq(head.row_len),
+                                 rem_small.eq(head.row_len <= P), row_small.eq(head.row_len <= P),
                                  li_last.eq(head.rows <= 1),
                                  off.eq(head.first[:lg] if lg else 0), unpacking.eq(1)]
                     _enter(m, head)
             with m.State("ROWS"):
                 with m.If(dma.data.valid):
-                    row_end = count == rem
                     m.d.comb += [wd_en.eq(1), dma.data.ready.eq(row_end | (count == avail_mem))]
                     with m.If(row_end):
                         nxt = row_e + ins.stride
                         m.d.sync += [lj.eq(0), li.eq(li + 1), row_e.eq(nxt), off.eq(nxt[:lg] if lg else 0),
-                                     rem.eq(ins.row_len), li_last.eq(li + 2 >= ins.rows)]
+                                     rem.eq(ins.row_len), rem_small.eq(row_small), li_last.eq(li + 2 >= ins.rows)]
                         with m.If(li_last):
                             finish()
                     with m.Else():
-                        m.d.sync += [lj.eq(lj + count), off.eq(off + count), rem.eq(rem - count)]
+                        # rem - count <= P  <=>  rem <= P + count (< 2^(lg+2))
+                        m.d.sync += [lj.eq(lj + count), off.eq(off + count), rem.eq(rem - count),
+                                     rem_small.eq((rem >> (lg + 2) == 0) & (rem[:lg + 2] <= P + count))]
             with m.State("GATHER"):
                 # one element a cycle into the A buffer
                 fetched = Signal(cfg.bus_width)
