@@ -1,5 +1,6 @@
-"""End to end on the `snf` target: compile, verify with aggregations and combinations on Verilator, catch broken
-aggregation and combination engines."""
+"""End to end on the `snf` target: compile, verify the whole accelerator (`SnfSystem`: aggregation, combination
+engine and layer sequencer in one design) on Verilator, catch a broken aggregator, combination engine and
+sequencer, and build the whole design into a bitstream."""
 
 from __future__ import annotations
 
@@ -47,11 +48,16 @@ def test_gcn_karate_verifies_with_traffic_by_class_and_hit_rate(tmp_path: Path) 
     assert (combs[0]["m"], combs[0]["k"], combs[0]["n"]) == (34, 34, 16)
     for comb in combs:
         assert sum(comb["bytes_by_class"].values()) == comb["bytes_read"] + comb["bytes_written"]
-        assert comb["bytes_by_class"]["outputs"] == comb["bytes_written"] == comb["m"] * -(-comb["n"] // 2) * 4
+        # outputs are written in the aggregation's row layout (whole 64-byte lines), 2 elements per 32-bit word
+        assert comb["row_elements"] == 32 and comb["n"] <= 16
+        assert comb["bytes_by_class"]["outputs"] == comb["bytes_written"] == comb["m"] * comb["row_elements"] // 2 * 4
         assert comb["bytes_by_class"]["weights"] > 0 and comb["bytes_by_class"]["features"] > 0
     compiled = json.loads((out / "reports" / "compile.json").read_text())
     assert [c["compute_cycles_expected"] for c in compiled["combinations"]] == [c["compute_cycles"] for c in combs]
-    assert (out / "rtl" / "combination.v").read_text().count("module gemm_accel") == 1
+    # one design, one run: the sequencer ran all four layers, chained in memory, from one start
+    assert result["system_runs"] == 1 and result["system_cycles"] > result["cycles"]
+    assert (out / "rtl" / "snf_system.v").read_text().count("module snf_system(") == 1
+    assert not (out / "rtl" / "snf.v").exists() and (out / "mem" / "system.hex").exists()
     # hardware-in-the-loop output classifies the club as well as float PyTorch
     out_metrics = result["outputs"]["output"]
     assert out_metrics["accuracy_hardware"] == out_metrics["accuracy_float"]
@@ -70,41 +76,72 @@ def test_residual_gcn_depth_8_and_a_user_graph_file(tmp_path: Path) -> None:
     assert (resgcn["aggregations"], resgcn["combinations"], len(resgcn["layers"])) == (9, 10, 19)
 
 
-def test_broken_aggregator_is_caught(tmp_path: Path) -> None:
-    import hwforge.rtl.gcn as rtl
+def _with_fault(out: Path, fault: str) -> None:
+    """Replace the artifact's whole-accelerator design with a deliberately broken variant (manifest resealed)."""
     from hwforge.compiler.targets import get_target
+    from hwforge.rtl.gcn import system_image
 
+    manifest = json.loads((out / "manifest.json").read_text())
+    options = get_target("snf").options_from_manifest(manifest)
+    verilog = system_image.emit_verilog(options.aggregation, options.combination(), fault=fault)
+    assert verilog != (out / "rtl" / "snf_system.v").read_text()
+    (out / "rtl" / "snf_system.v").write_text(verilog)
+    manifest["files"]["rtl/snf_system.v"]["sha256"] = sha256_bytes(verilog.encode())
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_broken_aggregator_is_caught(tmp_path: Path) -> None:
     out = tmp_path / "D"
     compile_model("gcn-karate", "snf", out, TWO_ENGINES)
-    manifest = json.loads((out / "manifest.json").read_text())
-    verilog = rtl.emit_verilog(get_target("snf").options_from_manifest(manifest).aggregation, fault="drop_last_edge")
-    (out / "rtl" / "snf.v").write_text(verilog)
-    manifest["files"]["rtl/snf.v"]["sha256"] = sha256_bytes(verilog.encode())
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    _with_fault(out, "drop_last_edge")
     r = run_cli("verify", str(out), "--json")
     assert r.code == 1 and r.json["passed"] is False and r.json["mismatches"] > 0
 
 
 def test_broken_combination_engine_is_caught(tmp_path: Path) -> None:
     """A combination engine whose accumulator bit flips fails verify, naming the combination that went wrong."""
-    import hwforge.rtl.gemm as gemm
     from hwforge.compiler.artifact import read_manifest
     from hwforge.compiler.targets import get_target
 
     out = tmp_path / "D"
     compile_model("gcn-karate", "snf", out, [*TWO_ENGINES, "comb_rows=2", "comb_cols=2"])  # a small faulty build
-    manifest = json.loads((out / "manifest.json").read_text())
-    cfg = get_target("snf").options_from_manifest(manifest).combination()
+    cfg = get_target("snf").options_from_manifest(read_manifest(out)).combination()
     assert (cfg.rows, cfg.cols, cfg.width, cfg.acc_width) == (2, 2, 16, 32)
-    verilog = gemm.emit_verilog(cfg, fault="flip_acc_bit", classes=True)
-    assert verilog != (out / "rtl" / "combination.v").read_text()
-    (out / "rtl" / "combination.v").write_text(verilog)
-    manifest["files"]["rtl/combination.v"]["sha256"] = sha256_bytes(verilog.encode())
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    _with_fault(out, "flip_acc_bit")
     result = get_target("snf").verify(out, read_manifest(out), seed=1)  # in process: the CLI path is tested above
     assert result.passed is False and result.mismatches > 0
     first = result.layers[0]
     assert (first.details["kind"], first.node) == ("combination", "conv1.lin") and first.mismatches > 0
+
+
+def test_broken_layer_sequencer_is_caught(tmp_path: Path) -> None:
+    """A sequencer that never starts the last layer of its table: every layer before it is still bit-exact, the
+    skipped one is reported with mismatches (its output region was never written)."""
+    from hwforge.compiler.artifact import read_manifest
+    from hwforge.compiler.targets import get_target
+
+    out = tmp_path / "D"
+    compile_model("gcn-karate", "snf", out, [*TWO_ENGINES, "comb_rows=2", "comb_cols=2"])
+    _with_fault(out, "skip_last_layer")
+    result = get_target("snf").verify(out, read_manifest(out), seed=1)
+    assert result.passed is False
+    assert [(r.node, r.mismatches > 0) for r in result.layers] == [
+        ("conv1.lin", False), ("conv1", False), ("conv2.lin", False), ("conv2", True)]
+    assert result.layers[-1].cycles == 0  # no log record: the sequencer never ran it
+
+
+def test_build_makes_a_whole_accelerator_bitstream(tmp_path: Path) -> None:
+    """`hwforge build` puts the whole accelerator (aggregation + combination + sequencer) and the whole GCN's
+    image on the ECP5, in the smallest configuration (the README's measured one is larger)."""
+    out = tmp_path / "B"
+    compile_model("gcn-karate", "snf", out, ["engines=1", "cache_kb=1", "ways=2", "lanes=2", "max_row_lines=1",
+                                            "max_chunk=4", "candidates=1", "comb_rows=2", "comb_cols=2"])
+    r = run_cli("build", str(out), "--board", "ulx3s-85f", "--json", timeout=3000)
+    assert r.code == 0, r.stderr
+    report = r.json
+    assert (out / "build" / "ulx3s-85f" / "top.bit").stat().st_size > 0
+    assert report["program"] == "system.hex"
+    assert report["fmax_mhz"] > 0 and report["luts"] > 0 and report["dsps"] > 0  # the combination's multipliers
 
 
 def test_snf_options_are_validated(tmp_path: Path) -> None:

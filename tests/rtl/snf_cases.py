@@ -38,3 +38,14 @@ def features(n: int, f: int, seed: int = 0, bits: int = 16) -> tuple[np.ndarray,
     x = to_fixed(rng.uniform(-4, 4, (n, f)), FRAC, bits)
     bias = to_fixed(rng.uniform(-1, 1, f), 2 * FRAC, 32)
     return x, bias
+
+
+def psum_case() -> Csr:
+    """Six vertices, no self loops, for two source tiles [0, 3) and [3, 6): row 0 has edges in tile 0 only, row 1
+    in both tiles, row 2 in tile 1 only, row 3 in both, row 4 in tile 0 only, row 5 none at all (its output is
+    the requantised bias). Rows 1 and 3 must each spill and reload once; nothing else moves partial sums."""
+    rows = [[0, 2], [1, 4], [5], [0, 3, 5], [2], []]
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    indices = np.array([u for r in rows for u in r], dtype=np.int64)
+    values = (np.arange(indices.size) % 7 - 3) * 37 + 64
+    return Csr(indptr, indices, values)

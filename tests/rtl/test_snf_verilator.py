@@ -2,14 +2,15 @@
 and cache models, tuner trajectory, and deliberately broken variants caught.
 
 One 2-engine model serves every policy and engine count (policies and active engines are program fields);
-the two fault variants are built on a small 1-engine configuration. Builds are cached by Verilog hash.
+the fault variants are built on a small 1-engine configuration, and one small 1-engine build checks the 512-bit
+bus. Builds are cached by Verilog hash.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from snf_cases import features, karate, powerlaw
+from snf_cases import features, karate, powerlaw, psum_case
 
 from hwforge.rtl.gcn import (
     SnfConfig,
@@ -24,7 +25,7 @@ from hwforge.rtl.gcn import (
 
 pytestmark = [pytest.mark.slow]
 
-HW = SnfConfig(engines=2, cache_kb=8, ways=4, max_row_lines=8)
+HW = SnfConfig(engines=2, cache_kb=8, ways=4, cache_banks=2, mshrs=2, max_row_lines=8)
 FAULT_HW = SnfConfig(engines=1, cache_kb=1, ways=2, max_row_lines=2, max_chunk=4, max_tiles=2, tiles=2,
                      candidates=(1, 2))
 
@@ -83,7 +84,27 @@ def test_powerlaw_500(active, policy, seed, stall, tmp_path):
         assert all(r["width"] == min(best["width"], prog.row_lines - r["start"]) for r in log[2:])
 
 
-@pytest.mark.parametrize("fault", ["drop_last_edge", "stale_cache_line"])
+@pytest.mark.parametrize("active", [1, 2])
+def test_tiling_psum_bound(active, tmp_path):
+    """Tiling moves partial sums only for rows with edges in two tiles (1 and 3): 2 x (spill + reload) x 32 int32
+    = 512 bytes, skipped rows cost nothing, and the edgeless row 5 still gets its bias-only output."""
+    cfg = HW.replace(policy="tiling", tiles=2, active_engines=active, chunk=2)
+    prog, res, ref = _run(cfg, psum_case(), 32, 41, 0.2, tmp_path)
+    np.testing.assert_array_equal(res.outputs, ref)
+    _check_counters(cfg, prog, res)
+    assert res.counters["bytes_psum"] == 512
+
+
+def test_wide_bus_512(tmp_path):
+    """A 512-bit bus (one line per bus word, 32 lanes), 2 banks with 4 MSHRs each: bit-exact, exact counters."""
+    cfg = SnfConfig(engines=1, cache_kb=2, ways=2, cache_banks=2, mshrs=4, bus_width=512, lanes=32, max_row_lines=2,
+                    max_chunk=4, max_tiles=2, tiles=2, policy="dynamic", candidates=(1, 2), chunk=3)
+    prog, res, ref = _run(cfg, karate(), 64, 31, 0.2, tmp_path)
+    np.testing.assert_array_equal(res.outputs, ref)
+    _check_counters(cfg, prog, res)
+
+
+@pytest.mark.parametrize("fault", ["drop_last_edge", "stale_cache_line", "hit_before_fill"])
 def test_fault_is_caught(fault, tmp_path):
     """A verifier that cannot fail is worthless: broken variants must differ from the golden model."""
     cfg = FAULT_HW.replace(policy="static", slice_lines=1, chunk=4)

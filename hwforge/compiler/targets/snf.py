@@ -1,19 +1,20 @@
 """The `snf` target: GCNs on the Slice-and-Forge aggregation accelerator plus a combination engine (Amaranth RTL).
 
 compile: convert the graph to fixed point (`fixed_point` pass: Q8.8 features and weights, Q2.14 adjacency),
-emit the aggregation accelerator's Verilog/RTLIL (``rtl/snf.v``) and the combination engine's (``rtl/combination.v``:
-the `gemm` systolic array with 16-bit operands, 32-bit wrapping accumulators and per-class traffic counters,
-whose requantiser with multiplier 1 is exactly the fixed-point contract's rescaling), and one memory image per
-aggregation (`qspmm`, ``mem/<node>.hex``) and per combination (`qmatmul_fixed`, ``mem/combination/<node>.hex``;
-split by rows into ``<node>.<i>.hex`` when one image would exceed `COMB_WORDS`), each built from the integer
-reference's input to that node.
-verify/run: interpret the graph with every aggregation offloaded to ``rtl/snf.v`` and every combination to
-``rtl/combination.v``, both on Verilator with the same seeded stalls and latency; each node's hardware output
-feeds the next op, so the results travel through the whole network from hardware. Every aggregation and
-combination is compared bit-exactly with the integer reference and the final output with float PyTorch; only
+emit the whole accelerator's Verilog/RTLIL (``rtl/snf_system.v``: `hwforge.rtl.gcn.system.SnfSystem`, the
+aggregation accelerator and the combination engine, i.e. the `gemm` systolic array with 16-bit operands and 32-bit
+wrapping accumulators whose requantiser with multiplier 1 is exactly the fixed-point contract's rescaling, behind
+one memory arbiter with a layer sequencer), and one memory image per run of chained offloaded layers
+(``mem/system.hex``, or ``mem/system.<i>.hex`` when host ops split the network; `_segments`), built from the
+integer reference's input to the run's first layer; later layers read their predecessor's output in memory.
+verify/run: interpret the graph with every run of `qspmm` (aggregation) and `qmatmul_fixed` (combination) nodes
+offloaded to ``rtl/snf_system.v`` on Verilator (seeded stalls and latency), one simulation per run; every layer's
+output is read back from the dump, so the results travel through the whole network from hardware. Every
+aggregation and combination is compared bit-exactly with the integer reference and the final output with float
+PyTorch; per-layer cycles and bytes come from the log records the sequencer writes after each layer. Only
 normalisation (`qaffine`) and residual adds (`qadd_fixed`) run on the host, in the IR's integer reference.
-build: the first aggregation's program in on-chip RAM with the aggregation accelerator, through the open FPGA
-flow. The combination engine is a separate design in the artifact and is not in that bitstream.
+build: `SnfSystem` with the first run's image (for a GCN without host ops, the whole network) in on-chip RAM,
+through the open FPGA flow.
 """
 
 from __future__ import annotations
@@ -85,10 +86,6 @@ class SnfOptions(SnfConfig):
             raise OptionError("snf", key, e.value, f"(combination engine) {e.reason}") from None
 
 
-COMB_WORDS = 1 << 20
-"""Largest combination memory image per simulation (words); larger inputs are split into row blocks."""
-
-
 def _rtl():
     import hwforge.rtl.gcn as rtl
 
@@ -113,15 +110,7 @@ def _aggregation_args(graph, node, x: torch.Tensor) -> dict[str, Any]:
             "frac_out": int(node.attrs["frac_out"]), "relu": bool(node.attrs["relu"])}
 
 
-def _hex_name(node: str) -> str:
-    return f"mem/{node}.hex"
-
-
-# ---- combination engine ----------------------------------------------------------------------------------
-def _has_combination(graph) -> bool:
-    return any(node.op == "qmatmul_fixed" for node in graph.nodes())
-
-
+# ---- combination engine and the whole system --------------------------------------------------------------
 def _checked_comb_config(graph, options: SnfOptions):
     """The combination engine for a graph with combinations: its accumulator must wrap where the IR's does."""
     for node in graph.nodes():
@@ -131,29 +120,92 @@ def _checked_comb_config(graph, options: SnfOptions):
     return options.combination()
 
 
-def _comb_chunks(cfg, layer, x: np.ndarray) -> list[tuple[int, Any]]:
-    """(first row, memory image) per row block of ``x``: one block unless an image would exceed `COMB_WORDS`
-    (the simulated memory holds 4 Mi words; a Cora-sized feature matrix is 2 Mi words on a 32-bit bus)."""
-    gemm = _gemm()
-    m = len(x)
-    parts = 1
-    while True:
-        rows = -(-m // parts)
-        try:
-            chunks = [(r0, gemm.build_program(cfg, [layer], x[r0:r0 + rows])) for r0 in range(0, m, rows)]
-        except ConfigError as e:
-            raise ConfigError(f"snf: combination engine (comb_* options): {str(e).removeprefix('gemm: ')}") from None
-        biggest = max(p.size for _, p in chunks)
-        if biggest <= COMB_WORDS:
-            return chunks
-        if rows == 1:
-            raise ConfigError(f"snf: one row of combination input needs {biggest} words of memory image, more than "
-                              f"{COMB_WORDS}")
-        parts = max(parts + 1, -(-parts * biggest // COMB_WORDS))
+OFFLOADED = ("qspmm", "qmatmul_fixed")
+SYSTEM_FILES = ("rtl/snf_system.v", "rtl/snf_system.il", "tb/snf_system_tb.v")
 
 
-def _comb_hex_name(node: str, index: int, chunks: int) -> str:
-    return f"mem/combination/{node}.hex" if chunks == 1 else f"mem/combination/{node}.{index}.hex"
+def _segments(graph) -> list[list[Any]]:
+    """Runs of offloaded nodes in which each reads the previous one's output: one `SnfSystem` run each (a host
+    op in between, e.g. a residual add or a normalisation, starts a new run)."""
+    segments: list[list[Any]] = []
+    for node in graph.nodes():
+        if node.op not in OFFLOADED:
+            if segments and segments[-1] and any(segments[-1][-1].name == i for i in node.inputs):
+                segments.append([])  # a host op consumes the last output: whatever follows reads host values
+            continue
+        if segments and segments[-1] and node.inputs[0] == segments[-1][-1].name:
+            segments[-1].append(node)
+        else:
+            segments.append([node])
+    return [s for s in segments if s]
+
+
+def _comb_layer(graph, node, pad_to: int | None):
+    """The node as a gemm layer; ``pad_to`` adds zero output columns (zero weight rows and biases), so that
+    `build_program` lays the output out in rows of whole 64-byte lines (the row layout a directly following
+    aggregation reads) and sizes the staging tiles for it; `_system_program` then sets the descriptor's N back
+    to the real columns, so the array computes only those (the padding elements of each row are don't-care:
+    the aggregation's padded output columns are never read)."""
+    from hwforge.compiler.targets.gemm_lowering import combination_layer
+
+    layer = combination_layer(graph, node)
+    if pad_to is None or pad_to == layer.n:
+        return layer
+    w = np.zeros((pad_to, layer.k), np.int64)
+    w[:layer.n] = layer.weight
+    b = np.zeros(pad_to, np.int64)
+    b[:layer.n] = layer.bias
+    return dataclasses.replace(layer, weight=w, bias=b)
+
+
+def _system_program(graph, segment: list[Any], x: torch.Tensor, options: SnfOptions, comb_cfg):
+    """The `SnfSystem` image of one segment with input ``x`` (the first node's input); later layers are built
+    with zero inputs and chained to their producer's output. Also returns each layer's gemm layer (or None)."""
+    rtl, gemm = _rtl(), _gemm()
+    from hwforge.rtl.gcn import system_image as si
+
+    cfg = options.aggregation
+    layers, chained, gemm_layers = [], [], []
+    value = x.numpy().astype(np.int64)
+    shape = value.shape
+    for i, node in enumerate(segment):
+        if i:
+            value = np.zeros(shape, np.int64)
+        feeds_agg = i + 1 < len(segment) and segment[i + 1].op == "qspmm"
+        if node.op == "qmatmul_fixed":
+            n = int(np.asarray(graph.constant_value(node.inputs[1])).shape[0])
+            layer = _comb_layer(graph, node, si.padded_columns(cfg, n) if feeds_agg else None)
+            try:
+                program = gemm.build_program(comb_cfg, [layer], value)
+            except ConfigError as e:
+                raise ConfigError(f"snf: combination engine (comb_* options): {str(e).removeprefix('gemm: ')}") \
+                    from None
+            if layer.n != n:  # computes only the n real columns; the padding only sets the output row layout
+                from hwforge.rtl.gemm.program import F, resident
+
+                desc = program.words
+                desc[1 + F.N] = n
+                desc[1 + F.FLAGS] = (desc[1 + F.FLAGS] & ~4) | (4 if resident(comb_cfg, layer.k, n) else 0)
+            layers.append(si.SystemLayer("combination", program))
+            gemm_layers.append(layer)
+            shape = (program.plans[0].m, n)
+        else:
+            args = _aggregation_args(graph, node, torch.from_numpy(value))
+            program = rtl.build_program(cfg, **args)
+            layers.append(si.SystemLayer("aggregation", program))
+            gemm_layers.append(None)
+            shape = (program.n, program.features)
+        chained.append(i > 0)
+    system = si.build_system(cfg, layers, chained)
+    if system.size > si.MAX_WORDS:
+        raise ConfigError(f"snf: the whole accelerator's image for {segment[0].name!r}..{segment[-1].name!r} needs "
+                          f"{system.size} words, more than the simulated memory's {si.MAX_WORDS}; use a wider "
+                          "bus (--set bus_width=64 or more)")
+    return system, gemm_layers
+
+
+def _system_hex_name(index: int, count: int) -> str:
+    return "mem/system.hex" if count == 1 else f"mem/system.{index}.hex"
 
 
 def _comb_timeout(cfg, plan) -> int:
@@ -173,12 +225,13 @@ def _sum_into(total: dict[str, int], part: dict[str, int]) -> None:
 
 def _aggregation_bound(cfg: SnfConfig, n: int, nnz: int, features: int) -> int:
     """Roofline lower bound of one aggregation: max(MACs / (lanes * engines), compulsory bytes / bus bytes), the
-    compulsory bytes being the CSR topology (row pointers, 32-bit indices, 16-bit values), every feature row once
-    and every output row once. A reconstruction until the snf cycle model lands; measured / bound is what the
-    plots show."""
+    compulsory bytes being the CSR topology as `hwforge.rtl.gcn.program` lays it out (one bus word per row
+    pointer and per edge), every feature row once and every output row once, rows padded to whole 64-byte lines.
+    A reconstruction until the snf cycle model lands; measured / bound is what the plots show."""
     elem = cfg.feat_bits // 8
     compute = -(-nnz * features // (cfg.lanes * cfg.engines))
-    moved = 4 * (n + 1) + nnz * (4 + elem) + 2 * n * features * elem
+    row_bytes = -(-features * elem // 64) * 64
+    moved = (n + 1 + nnz) * cfg.bus_bytes + 2 * n * row_bytes
     return max(compute, -(-moved // cfg.bus_bytes))
 
 
@@ -187,6 +240,7 @@ class SnfCompileReport(CompileReport):
     aggregations: int = 0
     combinations: list[LayerRecord] = field(default_factory=list)
     combination_engine: dict[str, Any] | None = None
+    system_runs: int = 0
 
     TABLES: ClassVar[tuple[str, ...]] = ("layers", "combinations")
 
@@ -206,6 +260,8 @@ class SnfVerifyResult(VerifyResult):
     combinations: int = 0
     bytes_by_class: dict[str, int] = field(default_factory=dict)
     cache_hit_rate: float = 0.0
+    system_runs: int = 0
+    system_cycles: int = 0
 
     SUMMARY: ClassVar[tuple[str, ...]] = ("cycles", "bound_cycles", "aggregation_cycles", "combination_cycles",
                                           "cache_hit_rate", "bytes_read", "bytes_written")
@@ -214,7 +270,8 @@ class SnfVerifyResult(VerifyResult):
 class SnfTarget(Target):
     name = "snf"
     description = "Slice-and-Forge GCN accelerator (Amaranth RTL): feature slicing, dynamic tuning, gemm combination"
-    hardware = ("Amaranth RTL: multi-engine aggregation, shared LRU feature cache, per-class traffic counters; "
+    hardware = ("Amaranth RTL: multi-engine aggregation, shared banked non-blocking LRU feature cache, per-class "
+                "traffic counters; "
                 "combination on the gemm systolic array")
     verified_by = "cocotb on Verilator vs PyTorch"
 
@@ -224,92 +281,88 @@ class SnfTarget(Target):
         return [FixedPoint(acc_bits=options.acc_bits)]
 
     def emit(self, graph, model, options: SnfOptions, writer, inputs) -> SnfCompileReport:
-        from hwforge.compiler.targets.gemm_lowering import combination_layer
         from hwforge.ir import interpret_all
 
         rtl, gemm = _rtl(), _gemm()
+        from hwforge.rtl.gcn import system_image as si
+
         cfg = options.aggregation
-        comb_cfg = _checked_comb_config(graph, options) if _has_combination(graph) else None
+        comb_cfg = _checked_comb_config(graph, options)
         values = interpret_all(graph, inputs)
         layers: list[LayerRecord] = []
         combinations: list[LayerRecord] = []
-        for node in graph.nodes():
-            if node.op == "qmatmul_fixed":
-                layer = combination_layer(graph, node)
-                x = values[node.inputs[0]].numpy().astype(np.int64)
-                chunks = _comb_chunks(comb_cfg, layer, x)
-                ir_value = values[node.name].numpy().astype(np.int64)
-                hw_model = np.concatenate([gemm.reference(comb_cfg, [layer], x[r0:r0 + p.plans[0].m])[0]
-                                           for r0, p in chunks])
-                if not np.array_equal(hw_model, ir_value):
-                    raise InternalError(f"snf: combination {node.name!r}: the gemm array's model differs from the IR")
-                writer.add_npy(f"expected/int/{node.name}.npy", ir_value)
-                for i, (_, program) in enumerate(chunks):
-                    writer.add_text(_comb_hex_name(node.name, i, len(chunks)), program.hex_text())
-                m, k, n = int(x.shape[0]), layer.k, layer.n
-                combinations.append(LayerRecord(
-                    node=node.name,
-                    bound_cycles=sum(gemm.roofline_cycles(comb_cfg, p.plans[0].m, k, n, p.plans[0].m_tile)
-                                     for _, p in chunks),
-                    details={"m": m, "k": k, "n": n, "relu": layer.relu, "bias": len(node.inputs) > 2,
-                             "chunks": len(chunks), "program_words": sum(p.size for _, p in chunks),
-                             "compute_cycles_expected": sum(gemm.rtl_compute_cycles(comb_cfg, p.plans[0].m, k, n,
-                                                                                    p.plans[0].m_tile)[1]
-                                                            for _, p in chunks)}))
-                continue
-            if node.op != "qspmm":
-                continue
-            args = _aggregation_args(graph, node, values[node.inputs[0]])
-            program = rtl.build_program(cfg, **args)
-            ir_value = values[node.name].numpy().astype(np.int64)
-            if not np.array_equal(rtl.reference(cfg, **args), ir_value):
-                raise InternalError(f"snf: aggregation {node.name!r}: the accelerator model differs from the IR")
-            writer.add_npy(f"expected/int/{node.name}.npy", ir_value)
-            writer.add_text(_hex_name(node.name), program.hex_text())
-            nnz = int(args["csr"].indices.size)
-            layers.append(LayerRecord(
-                node=node.name, bound_cycles=_aggregation_bound(cfg, program.n, nnz, program.features),
-                details={"n": program.n, "nnz": nnz, "features": program.features, "row_lines": program.row_lines,
-                         "program_words": program.size}))
-        if not layers:
+        segments = _segments(graph)
+        if not any(node.op == "qspmm" for seg in segments for node in seg):
             raise ConfigError(f"snf target: model {model.name!r} has no graph aggregation (spmm) to accelerate")
+        for index, seg in enumerate(segments):
+            program, gemm_layers = _system_program(graph, seg, values[seg[0].inputs[0]], options, comb_cfg)
+            for node, placed, glayer in zip(seg, program.layers, gemm_layers, strict=True):
+                ir_value = values[node.name].numpy().astype(np.int64)
+                writer.add_npy(f"expected/int/{node.name}.npy", ir_value)
+                if node.op == "qmatmul_fixed":
+                    x = values[node.inputs[0]].numpy().astype(np.int64)
+                    hw_model = gemm.reference(comb_cfg, [glayer], x)[0][:, :ir_value.shape[1]]
+                    if not np.array_equal(hw_model, ir_value):
+                        raise InternalError(f"snf: combination {node.name!r}: the gemm array's model differs from "
+                                            "the IR")
+                    plan = placed.program.plans[0]
+                    n = int(ir_value.shape[1])
+                    combinations.append(LayerRecord(
+                        node=node.name,
+                        bound_cycles=gemm.roofline_cycles(comb_cfg, plan.m, plan.k, n, plan.m_tile),
+                        details={"m": plan.m, "k": plan.k, "n": n, "row_elements": plan.n,
+                                 "relu": glayer.relu, "bias": len(node.inputs) > 2,
+                                 "program_words": placed.program.size, "base": placed.base,
+                                 "compute_cycles_expected": gemm.rtl_compute_cycles(comb_cfg, plan.m, plan.k, n,
+                                                                                    plan.m_tile)[1]}))
+                    continue
+                args = _aggregation_args(graph, node, values[node.inputs[0]])
+                if not np.array_equal(rtl.reference(cfg, **args), ir_value):
+                    raise InternalError(f"snf: aggregation {node.name!r}: the accelerator model differs from the IR")
+                agg = placed.program
+                nnz = int(args["csr"].indices.size)
+                layers.append(LayerRecord(
+                    node=node.name, bound_cycles=_aggregation_bound(cfg, agg.n, nnz, agg.features),
+                    details={"n": agg.n, "nnz": nnz, "features": agg.features, "row_lines": agg.row_lines,
+                             "program_words": agg.size, "base": placed.base}))
+            writer.add_text(_system_hex_name(index, len(segments)), program.hex_text())
         if model.test_set is not None and len(model.test_set[1]) == layers[-1].details["n"]:
             writer.add_npy("expected/labels.npy", np.asarray(model.test_set[1], dtype=np.int64))
-        writer.add_text("rtl/snf.v", rtl.emit_verilog(cfg))
-        writer.add_text("rtl/snf.il", rtl.emit_rtlil(cfg))
-        writer.add_text("tb/hwforge_tb.v", rtl.testbench_verilog(cfg))
+        writer.add_text("rtl/snf_system.v", si.emit_verilog(cfg, comb_cfg))
+        writer.add_text("rtl/snf_system.il", si.emit_rtlil(cfg, comb_cfg))
+        writer.add_text("tb/snf_system_tb.v", si.testbench_verilog(cfg))
         report = SnfCompileReport(target=self.name, config=options.to_dict(), layers=layers,
                                   aggregations=len(layers), combinations=combinations)
-        if comb_cfg is not None:
-            writer.add_text("rtl/combination.v", gemm.emit_verilog(comb_cfg, classes=True))
-            writer.add_text("rtl/combination.il", gemm.emit_rtlil(comb_cfg, classes=True))
-            writer.add_text("tb/combination_tb.v", gemm.testbench_verilog(comb_cfg, classes=True))
-            report.combination_engine = comb_cfg.to_dict()
+        report.combination_engine = comb_cfg.to_dict()
+        report.system_runs = len(segments)
         return report
 
     def _run(self, artifact_dir: Path, manifest: dict[str, Any], seed: int,
              inputs: dict[str, np.ndarray] | None = None, expected: bool = False):
-        """Interpret the artifact's graph with every `qspmm` and `qmatmul_fixed` on simulated hardware."""
-        from hwforge.compiler.targets.gemm_lowering import combination_layer
+        """Interpret the artifact's graph with every run of chained `qspmm` / `qmatmul_fixed` nodes on the
+        simulated `SnfSystem` (one simulation per run, see `_segments`)."""
         from hwforge.ir import interpret_all, load_graph
         from hwforge.ir.types import storage_torch_dtype
+        from hwforge.rtl.gcn import system_image as si
 
-        rtl, gemm = _rtl(), _gemm()
+        gemm = _gemm()
         options = self.options_from_manifest(manifest)
         cfg = options.aggregation
         graph = load_graph(artifact_dir)
-        comb_cfg = None
-        if _has_combination(graph):
-            if not (artifact_dir / "rtl" / "combination.v").exists():
-                raise ConfigError(f"{artifact_dir}: no combination engine (rtl/combination.v); the artifact predates "
-                                  "it, recompile it")
-            comb_cfg = _checked_comb_config(graph, options)
-        verilog = (artifact_dir / "rtl" / "snf.v").read_text()
-        comb_verilog = (artifact_dir / "rtl" / "combination.v").read_text() if comb_cfg is not None else ""
+        comb_cfg = _checked_comb_config(graph, options)
+        path = artifact_dir / "rtl" / "snf_system.v"
+        if not path.exists():
+            raise ConfigError(f"{artifact_dir}: no whole-accelerator design (rtl/snf_system.v); the artifact "
+                              "predates it, recompile it")
+        verilog = path.read_text()
         shipped = inputs is None
         if shipped:
             inputs = {name: load_npy(artifact_dir / "inputs" / f"{name}.npy") for name in manifest["inputs"]}
+        segments = _segments(graph)
+        where = {node.name: (i, pos) for i, seg in enumerate(segments) for pos, node in enumerate(seg)}
         layers: list[dict[str, Any]] = []
+        pending: dict[str, tuple[dict[str, Any], np.ndarray]] = {}
+        runs: list[dict[str, int]] = []
 
         def check_shipped(text: str, relpath: str) -> None:
             """With the artifact's inputs and correct hardware upstream, the image must be the shipped one."""
@@ -317,54 +370,60 @@ class SnfTarget(Target):
             if shipped and upstream_ok and text != (artifact_dir / relpath).read_text():
                 raise ConfigError(f"{artifact_dir}: {relpath} does not match the artifact's IR and inputs")
 
-        def finish(node, entry: dict[str, Any], out: np.ndarray) -> torch.Tensor:
+        def run_segment(index: int, x: torch.Tensor) -> None:
+            seg = segments[index]
+            program, _ = _system_program(graph, seg, x, options, comb_cfg)
+            check_shipped(program.hex_text(), _system_hex_name(index, len(segments)))
+            timeout = sum(50_000_000 if layer.kind == "aggregation" else
+                          _comb_timeout(comb_cfg, layer.program.plans[0]) for layer in program.layers)
+            run = si.simulate(cfg, comb_cfg, program, verilog=verilog, seed=seed, timeout_cycles=timeout)
+            runs.append(run.counters)
+            for pos, node in enumerate(seg):
+                placed = program.layers[pos]
+                rec = program.read_record(pos, run.dump, run.lo)
+                out = program.read_layer(pos, run.dump, run.lo)
+                if node.op == "qmatmul_fixed":
+                    plan = placed.program.plans[0]
+                    n = int(np.asarray(graph.constant_value(node.inputs[1])).shape[0])
+                    out = out[:, :n]
+                    entry: dict[str, Any] = {
+                        "node": node.name, "kind": "combination", "m": plan.m, "k": plan.k, "n": n,
+                        "row_elements": plan.n, **{k: rec.get(k, 0) for k in COMB_SIM_FIELDS},
+                        "bytes_by_class": {c[len("bytes_"):]: rec.get(c, 0) for c in gemm.CLASS_COUNTERS},
+                        "bound_cycles": gemm.roofline_cycles(comb_cfg, plan.m, plan.k, n, plan.m_tile)}
+                else:
+                    agg = placed.program
+                    nnz = agg.tiles[0].nnz if len(agg.tiles) == 1 else sum(t.nnz for t in agg.tiles)
+                    hits, misses = rec.get("cache_hits", 0), rec.get("cache_misses", 0)
+                    entry = {"node": node.name, "kind": "aggregation",
+                             "hit_rate": round(hits / (hits + misses), 4) if hits + misses else 0.0,
+                             "bound_cycles": _aggregation_bound(cfg, agg.n, nnz, agg.features),
+                             "bytes_by_class": {c: rec.get(f"bytes_{c}", 0) for c in _rtl().CLASSES},
+                             "tuner_log": program.read_tuner_log(pos, run.dump, run.lo),
+                             **{k: rec.get(k, 0) for k in SIM_COUNTERS}}
+                pending[node.name] = (entry, out)
+
+        def on_offload(node, args: list[torch.Tensor]) -> torch.Tensor:
+            index, pos = where[node.name]
+            if pos == 0:
+                run_segment(index, args[0])
+            entry, out = pending.pop(node.name)
             if expected:
                 want = load_npy(artifact_dir / "expected" / "int" / f"{node.name}.npy")
-                entry["mismatches"] = int(np.count_nonzero(out != want))
+                entry["mismatches"] = int(np.count_nonzero(out != want)) if out.shape == want.shape else int(want.size)
             layers.append(entry)
             return torch.from_numpy(out).to(storage_torch_dtype(node.type.dtype))
 
-        def on_aggregation(node, args: list[torch.Tensor]) -> torch.Tensor:
-            program = rtl.build_program(cfg, **_aggregation_args(graph, node, args[0]))
-            check_shipped(program.hex_text(), _hex_name(node.name))
-            sim = rtl.simulate(cfg, program, seed=seed, verilog=verilog)
-            nnz = int(np.asarray(graph.constant_value(node.inputs[2])).size)
-            entry: dict[str, Any] = {"node": node.name, "kind": "aggregation", "hit_rate": round(sim.hit_rate, 4),
-                                     "bound_cycles": _aggregation_bound(cfg, program.n, nnz, program.features),
-                                     "bytes_by_class": sim.bytes_by_class(), "tuner_log": sim.log,
-                                     **{k: int(sim.counters[k]) for k in SIM_COUNTERS}}
-            return finish(node, entry, sim.outputs)
-
-        def on_combination(node, args: list[torch.Tensor]) -> torch.Tensor:
-            layer = combination_layer(graph, node)
-            x = args[0].numpy().astype(np.int64)
-            chunks = _comb_chunks(comb_cfg, layer, x)
-            entry: dict[str, Any] = {"node": node.name, "kind": "combination", "m": int(x.shape[0]), "k": layer.k,
-                                     "n": layer.n, "chunks": len(chunks), **dict.fromkeys(COMB_SIM_FIELDS, 0),
-                                     "bytes_by_class": {},
-                                     "bound_cycles": sum(gemm.roofline_cycles(comb_cfg, p.plans[0].m, layer.k,
-                                                                              layer.n, p.plans[0].m_tile)
-                                                         for _, p in chunks)}
-            outs = []
-            for i, (_, program) in enumerate(chunks):
-                check_shipped(program.hex_text(), _comb_hex_name(node.name, i, len(chunks)))
-                sim = gemm.simulate(comb_cfg, program, seed=seed, verilog=comb_verilog, classes=True,
-                                    timeout_cycles=_comb_timeout(comb_cfg, program.plans[0]))
-                outs.append(sim.outputs[0])
-                _sum_into(entry, {k: getattr(sim, k) for k in COMB_SIM_FIELDS})
-                _sum_into(entry["bytes_by_class"], sim.bytes_by_class)
-            return finish(node, entry, np.concatenate(outs))
-
-        values = interpret_all(graph, inputs, offload={"qspmm": on_aggregation, "qmatmul_fixed": on_combination})
-        return graph, values, layers
+        values = interpret_all(graph, inputs, offload=dict.fromkeys(OFFLOADED, on_offload))
+        return graph, values, layers, runs
 
     def run(self, artifact_dir: Path, manifest: dict[str, Any], inputs: dict[str, np.ndarray],
             seed: int = 0) -> dict[str, np.ndarray]:
-        graph, values, _ = self._run(artifact_dir, manifest, seed, inputs)
+        graph, values, _, _ = self._run(artifact_dir, manifest, seed, inputs)
         return {name: values[name].numpy() for name in graph.outputs}
 
     def verify(self, artifact_dir: Path, manifest: dict[str, Any], seed: int) -> SnfVerifyResult:
-        graph, values, layers = self._run(artifact_dir, manifest, seed, expected=True)
+        graph, values, layers, runs = self._run(artifact_dir, manifest, seed, expected=True)
         mismatches = sum(layer["mismatches"] for layer in layers)
         labels_path = artifact_dir / "expected" / "labels.npy"
         labels = load_npy(labels_path) if labels_path.exists() else None
@@ -390,26 +449,37 @@ class SnfTarget(Target):
             combination_cycles=sum(layer["cycles"] for layer in combs),
             combination_compute_cycles=sum(layer["compute_cycles"] for layer in combs),
             aggregations=len(aggs), combinations=len(combs), bytes_by_class=by_class,
-            cache_hit_rate=totals["cache_hits"] / accesses if accesses else 0.0)
+            cache_hit_rate=totals["cache_hits"] / accesses if accesses else 0.0,
+            system_runs=len(runs), system_cycles=sum(run["cycles"] for run in runs))
 
     def build(self, artifact_dir: Path, manifest: dict[str, Any], board: str,
               clock_mhz: float | None = None) -> dict[str, Any]:
-        """Bitstream of the aggregation accelerator with its first program (the combination engine is a
-        separate design, ``rtl/combination.v``, and not part of it)."""
+        """Bitstream of the whole accelerator (`SnfSystem`: aggregation, combination engine and layer sequencer)
+        with the image of its first run (the whole network unless a host op splits it) in on-chip RAM."""
         from hwforge.fpga import OnChipMemorySoC, build_bitstream
-
-        rtl = _rtl()
         from hwforge.ir import load_graph
+        from hwforge.rtl.gcn.system import SnfSystem
 
-        cfg = self.options_from_manifest(manifest).aggregation
-
-        node = next(n for n in load_graph(artifact_dir).nodes() if n.op == "qspmm")
-        first = artifact_dir / _hex_name(node.name)
+        options = self.options_from_manifest(manifest)
+        cfg = options.aggregation
+        comb_cfg = _checked_comb_config(load_graph(artifact_dir), options)
+        first = artifact_dir / "mem" / "system.hex"
+        if not first.exists():
+            first = artifact_dir / _system_hex_name(0, 2)
+        if not first.exists():
+            raise ConfigError(f"{artifact_dir}: no whole-accelerator image (mem/system*.hex); recompile it")
         words = [int(line, 16) for line in first.read_text().split()]
-        design = OnChipMemorySoC(lambda: rtl.SnfAccelerator(cfg), words, cfg.bus_width, depth=len(words))
+        design = OnChipMemorySoC(lambda: SnfSystem(_hw_config(cfg), comb_cfg), words, cfg.bus_width,
+                                 depth=len(words))
         report = build_bitstream(design, board, artifact_dir / "build" / board, clock_mhz=clock_mhz)
         return {**report.to_dict(), "program": first.name, "bitstream_path": str(report.bitstream),
                 "build_seconds": round(report.seconds, 1)}
+
+
+def _hw_config(cfg: SnfConfig) -> SnfConfig:
+    from hwforge.rtl.gcn.config import hardware_config
+
+    return hardware_config(cfg.hw_key())
 
 
 register_target(SnfTarget())

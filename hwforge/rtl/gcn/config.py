@@ -2,8 +2,9 @@
 
 `SnfConfig` mixes two kinds of settings, kept apart so that one Verilator build serves every policy:
 
-- *hardware* (elaboration time): ``engines``, ``cache_kb``, ``ways``, ``feat_bits``, ``acc_bits``,
-  ``bus_width``, ``lanes``, ``max_row_lines``, ``max_chunk``, ``max_tiles``; `hw_key` lists them.
+- *hardware* (elaboration time): ``engines``, ``cache_kb``, ``ways``, ``cache_banks``, ``mshrs``,
+  ``feat_bits``, ``acc_bits``, ``bus_width``, ``lanes``, ``max_row_lines``, ``max_chunk``, ``max_tiles``;
+  `hw_key` lists them.
 - *program* (run time, written into the descriptor by `build_program`): ``policy``, ``slice_lines``,
   ``tiles``, ``candidates``, ``chunk``, ``active_engines``.
 
@@ -22,8 +23,11 @@ LINE_BYTES = 64
 LINE_BITS = 8 * LINE_BYTES
 POLICIES = ("none", "tiling", "static", "dynamic")
 MAX_CANDIDATES = 8
-HW_FIELDS = ("engines", "cache_kb", "ways", "feat_bits", "acc_bits", "bus_width", "lanes", "max_row_lines",
-             "max_chunk", "max_tiles")
+LINES_IN_FLIGHT = 8
+"""Feature lines one engine may have requested but not yet consumed: the fetcher's credit limit and the depth of
+the per-engine reorder buffer in the cache (deep enough to cover a miss at one line per cycle)."""
+HW_FIELDS = ("engines", "cache_kb", "ways", "cache_banks", "mshrs", "feat_bits", "acc_bits", "bus_width", "lanes",
+             "max_row_lines", "max_chunk", "max_tiles")
 
 
 def _pow2(v: int) -> bool:
@@ -39,9 +43,13 @@ class SnfConfig(Options):
       accumulator memory and output writer.
     - ``cache_kb``: shared feature cache size in KiB (power of two, 1..1024); 64-byte lines.
     - ``ways``: associativity (1, 2, 4 or 8; true LRU). ``cache_kb*16/ways`` sets must be >= 1.
+    - ``cache_banks``: banks of the cache (1, 2, 4 or 8; at most the number of sets); sets are interleaved
+      across banks by the low bits of the set index, each bank looks up one request per cycle.
+    - ``mshrs``: misses in flight per bank (1..16); a request to a line whose fill is in flight merges into
+      that miss instead of reading memory again, and hits are answered while misses are outstanding.
     - ``feat_bits``: feature / edge-value / output bits (8 or 16, signed fixed point).
     - ``acc_bits``: accumulator bits (16..32; two's-complement wrap, as the golden model).
-    - ``bus_width``: memory data bits (32, 64 or 128).
+    - ``bus_width``: memory data bits (32 to 512; 512 = one 64-byte line per bus word).
     - ``lanes``: MACs per engine (elements per cycle); a multiple of ``bus_width/feat_bits`` dividing the
       elements per line.
     - ``max_row_lines``: largest feature row in 64-byte lines (sizes the accumulator and bias memories).
@@ -63,10 +71,14 @@ class SnfConfig(Options):
     cache_kb: int = option(8, "shared feature cache KiB (power of two), 64-byte lines, true LRU", lo=1, hi=1024,
                            kind="hardware")
     ways: int = option(4, "cache associativity", choices=(1, 2, 4, 8), kind="hardware")
+    cache_banks: int = option(1, "feature cache banks (sets interleaved by the low set-index bits, one lookup per "
+                                 "bank per cycle)", choices=(1, 2, 4, 8), kind="hardware")
+    mshrs: int = option(2, "feature-cache misses in flight per bank (MSHRs; requests to a line in flight merge)",
+                        lo=1, hi=16, kind="hardware")
     feat_bits: int = option(16, "feature, edge-value and output bits (signed fixed point)", choices=(8, 16),
                             kind="hardware")
     acc_bits: int = option(32, "accumulator bits (two's-complement wrap)", lo=16, hi=32, kind="hardware")
-    bus_width: int = option(32, "memory data bits", choices=(32, 64, 128), kind="hardware")
+    bus_width: int = option(32, "memory data bits", choices=(32, 64, 128, 256, 512), kind="hardware")
     lanes: int = option(16, "MACs per engine: a multiple of the elements per bus word dividing the elements per "
                             "line", lo=1, hi=64, kind="hardware")
     max_row_lines: int = option(8, "largest feature row in 64-byte lines", lo=1, hi=64, kind="hardware")
@@ -92,6 +104,8 @@ class SnfConfig(Options):
 
         if not _pow2(self.cache_kb):
             raise bad("cache_kb", "must be a power of two")
+        if self.cache_banks > self.sets:
+            raise bad("cache_banks", f"must be at most the number of sets ({self.sets} = cache_kb*16/ways)")
         if self.lanes > self.elems_per_line or self.lanes % self.per_word or self.elems_per_line % self.lanes:
             raise bad("lanes", f"must be a multiple of {self.per_word} (elements per bus word) dividing "
                                f"{self.elems_per_line} (elements per 64-byte line)")

@@ -13,8 +13,11 @@ Data flow inside an engine (all ready/valid or FIFO decoupled)::
   current slice and tells the aggregator what to do with each returned line.
 - `Aggregator` multiplies each returned line by the edge value into ``lanes`` accumulators per cycle
   (read-modify-write of a transparent accumulator memory), then at the row end requantises the slice
-  (``per_word`` `Requantizer` s) or, in a non-final tiling pass, spills the raw accumulators; at a row begin of
-  a later tiling pass it reloads them.
+  (``per_word`` `Requantizer` s) or, if the row's ``spill`` flag is set (tiling: the row has edges in a later
+  tile), spills the raw accumulators; if its ``load`` flag is set (edges in an earlier tile) it reloads them at
+  the row begin. The flags ride in the top bits of the row's ``indptr`` word (`hwforge.rtl.gcn.program.B_SKIP`
+  and friends); a row with nothing to do in a tile is skipped by the graph reader, so the partial-sum traffic is
+  one write and one read per (row, tile it has edges in) beyond its first.
 - `OutputWriter` turns {addr, data, class} write tokens into memory writes (the SGCN target can swap it for
   a compressing writer).
 """
@@ -29,7 +32,8 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from hwforge.rtl.gcn.cache import FeatureReadSignature
-from hwforge.rtl.gcn.config import SnfConfig
+from hwforge.rtl.gcn.config import LINES_IN_FLIGHT, SnfConfig
+from hwforge.rtl.gcn.program import B_LOAD, B_SKIP, B_SPILL, INDPTR_BITS
 from hwforge.rtl.lib.memport import MemPortSignature
 from hwforge.rtl.lib.requant import LATENCY, Requantizer
 
@@ -38,10 +42,10 @@ C_TOPO, C_FEAT, C_WEIGHTS, C_OUT, C_PSUM, C_CTRL = range(len(CLASSES))
 
 K_LINE, K_BEGIN, K_END = 0, 1, 2
 EDGE_DEPTH = 16
-LINE_DEPTH = 4
+LINE_DEPTH = LINES_IN_FLIGHT
 WDEPTH = 8
 
-row_layout = data.StructLayout({"v": unsigned(32), "deg": unsigned(32)})
+row_layout = data.StructLayout({"v": unsigned(32), "deg": unsigned(32), "load": unsigned(1), "spill": unsigned(1)})
 
 
 def write_layout(bus_width: int) -> data.StructLayout:
@@ -55,7 +59,8 @@ def edge_layout(cfg: SnfConfig) -> data.StructLayout:
 
 def meta_layout(cfg: SnfConfig) -> data.StructLayout:
     return data.StructLayout({"kind": unsigned(2), "j": unsigned(16), "a": signed(cfg.feat_bits),
-                              "first": unsigned(1), "v": unsigned(32), "empty": unsigned(1)})
+                              "first": unsigned(1), "v": unsigned(32), "empty": unsigned(1),
+                              "spill": unsigned(1)})
 
 
 class RoundParams(wiring.Signature):
@@ -118,15 +123,20 @@ class GraphReader(wiring.Component):
                              mem.req.payload.addr.eq(p.indptr + r0 + issued)]
                 with m.If(req_fire):
                     m.d.sync += issued.eq(issued + 1)
+                # row pointer in the low INDPTR_BITS, the row's tile flags above (program.B_*): a row without
+                # edges in this tile and no output due in it is skipped; load / spill drive the psum traffic
+                ptr, flags = word[:INDPTR_BITS], word[INDPTR_BITS:32]
                 with m.If(mem.resp.valid):
-                    m.d.sync += [got.eq(got + 1), pprev.eq(word[:32])]
+                    m.d.sync += [got.eq(got + 1), pprev.eq(ptr)]
                     with m.If(got == 0):
-                        m.d.sync += e_lo.eq(word[:32])
+                        m.d.sync += e_lo.eq(ptr)
                     with m.Else():
-                        m.d.comb += [rowq.w_en.eq(1),
-                                     rowq.w_data.eq(Cat((r0 + got - 1)[:32], (word[:32] - pprev)[:32]))]
+                        m.d.comb += [rowq.w_en.eq(~flags[B_SKIP]),
+                                     rowq.w_data.eq(Cat((r0 + got - 1)[:32], (ptr - pprev)[:32],
+                                                        flags[B_LOAD],
+                                                        flags[B_SPILL]))]
                     with m.If(got == c1 - r0):
-                        m.d.sync += [e_hi.eq(word[:32]), outstanding.eq(0)]
+                        m.d.sync += [e_hi.eq(ptr), outstanding.eq(0)]
                         m.next = "EDGES"
             with m.State("EDGES"):
                 room = outstanding + edgeq.level < EDGE_DEPTH
@@ -138,7 +148,7 @@ class GraphReader(wiring.Component):
                 m.d.sync += outstanding.eq(outstanding + req_fire - got_edge)
                 with m.If(got_edge):
                     m.d.comb += [edgeq.w_en.eq(1),
-                                 edgeq.w_data.eq(Cat(word[:half], Const(0, 32 - half) if half < 32 else Cat(),
+                                 edgeq.w_data.eq(Cat(word[:min(half, 32)], Const(0, 32 - half) if half < 32 else Cat(),
                                                      word[half:half + cfg.feat_bits]))]
                 with m.If((e_lo >= e_hi) & (outstanding == 0) & ~got_edge):
                     m.d.sync += r0.eq(r0 + p.stride)
@@ -169,7 +179,7 @@ class FeatureFetcher(wiring.Component):
         cfg, p = self.cfg, self.p
         v, deg, left, u, j = Signal(32), Signal(32), Signal(32), Signal(32), Signal(16)
         a = Signal(signed(cfg.feat_bits))
-        firstedge = Signal()
+        firstedge, load, spill = Signal(), Signal(), Signal()
         inflight = Signal(range(LINE_DEPTH + 1))
         meta = self.meta.payload
         m.d.sync += inflight.eq(inflight + (self.feat.req.valid & self.feat.req.ready) - self.line_taken)
@@ -183,11 +193,12 @@ class FeatureFetcher(wiring.Component):
                 m.d.comb += [self.idle.eq(self.reader_idle & ~self.rows.valid), self.rows.ready.eq(1)]
                 with m.If(self.rows.valid):
                     m.d.sync += [v.eq(self.rows.payload.v), deg.eq(self.rows.payload.deg),
-                                 left.eq(self.rows.payload.deg), firstedge.eq(1)]
-                    with m.If(p.tile_first):
-                        m.next = "ROWGO"
-                    with m.Else():
+                                 left.eq(self.rows.payload.deg), firstedge.eq(1),
+                                 load.eq(self.rows.payload.load), spill.eq(self.rows.payload.spill)]
+                    with m.If(self.rows.payload.load):
                         m.next = "BEGIN"
+                    with m.Else():
+                        m.next = "ROWGO"
             with m.State("BEGIN"):
                 m.d.comb += [self.meta.valid.eq(1), meta.kind.eq(K_BEGIN), meta.v.eq(v)]
                 with m.If(self.meta.ready):
@@ -213,7 +224,7 @@ class FeatureFetcher(wiring.Component):
                 ok = self.meta.ready & (inflight < LINE_DEPTH)
                 m.d.comb += [self.feat.req.valid.eq(ok),
                              meta.kind.eq(K_LINE), meta.j.eq(j), meta.a.eq(a),
-                             meta.first.eq(p.tile_first & firstedge), meta.v.eq(v),
+                             meta.first.eq(~load & firstedge), meta.v.eq(v),
                              self.meta.valid.eq(self.feat.req.ready & ok)]
                 with m.If(self.feat.req.valid & self.feat.req.ready):
                     m.d.sync += j.eq(j + 1)
@@ -221,11 +232,16 @@ class FeatureFetcher(wiring.Component):
                         m.d.sync += firstedge.eq(0)
                         with m.If(left == 0):
                             m.next = "END"
+                        with m.Elif(self.edges.valid if self.fault != "drop_last_edge" else 0):
+                            # the next edge is here: take it now instead of spending a cycle in EDGE
+                            m.d.comb += self.edges.ready.eq(1)
+                            m.d.sync += [u.eq(self.edges.payload.u), a.eq(self.edges.payload.a), j.eq(0),
+                                         left.eq(left - 1)]
                         with m.Else():
                             m.next = "EDGE"
             with m.State("END"):
                 m.d.comb += [self.meta.valid.eq(1), meta.kind.eq(K_END), meta.v.eq(v),
-                             meta.empty.eq(p.tile_first & (deg == 0))]
+                             meta.empty.eq(~load & (deg == 0)), meta.spill.eq(spill)]
                 with m.If(self.meta.ready):
                     m.next = "ROW"
         return m
@@ -414,8 +430,8 @@ class Aggregator(wiring.Component):
                             m.next = "RELOAD"
                         with m.Case(K_END):
                             m.d.sync += [row_base.eq(meta.v * p.row_lines + p.start_line), ow.eq(0),
-                                         empty.eq(meta.empty), spill.eq(~p.tile_last),
-                                         nwords.eq(Mux(p.tile_last, p.width * WPL, p.width * psl))]
+                                         empty.eq(meta.empty), spill.eq(meta.spill),
+                                         nwords.eq(Mux(meta.spill, p.width * psl, p.width * WPL))]
                             with m.If(~s1_valid):
                                 m.next = "DRAIN"
                 with m.Else():

@@ -10,12 +10,13 @@ Layout::
 
     word 0 ..              descriptor (`D`, `desc_words` words)
     ...                    bias: row_lines*elems_per_line words, one int32 each (fraction bits fx+fa)
-    per tile t             indptr_t: N+1 words; edges_t: one word per edge, index in the low half of the
-                           word and the edge value (signed feat_bits) in the high half
+    per tile t             indptr_t: N+1 words, the row pointer in the low INDPTR_BITS bits and row v's tile
+                           flags (B_SKIP, B_LOAD, B_SPILL, all 0 unless tiling) above it in word v+1;
+                           edges_t: one word per edge, index in the low half of the word and the edge value
+                           (signed feat_bits) in the high half
     X (line aligned)       features, N rows of row_lines lines
     PSUM                   (tiling only) N rows of row_lines*elems_per_line 32-bit partial sums (sign-extended,
-                           bus_width/32 per word), written by every tile pass but the last, read by every
-                           pass but the first
+                           bus_width/32 per word), written and read only for the rows the flags name
     out_lo: OUT            outputs, N rows, same layout as X
     LOG                    tuner / round log: 4 words per round: round, tile<<16 | start_line, width, cycles
 
@@ -28,8 +29,13 @@ round ``r`` uses ``CAND[r]`` lines while ``r < NCAND`` and afterwards the best c
 Policy ``tiling`` (the GCNAX / EnGN-style baseline, as implemented here): the *source* vertices are split into
 ``tiles`` equal contiguous ranges (`tile_bounds`, fixed offline); tile t's topology is the sub-CSR of the
 edges whose source lies in range t (CSR order kept). Tiles run one after another, whole feature rows (no
-slicing), all destination rows per tile; a row's accumulators are spilled to PSUM after every tile but the
-last and reloaded before every tile but the first, so only one source range competes for the cache at a time.
+slicing), so only one source range competes for the cache at a time. Partial sums move only for the rows a
+tile touches (`tile_flags`): a row with edges in tile t reloads its accumulators first if it had edges in an
+earlier tile (B_LOAD) and spills them at the end if it has edges in a later tile (B_SPILL), otherwise it writes
+its output; a row without edges in tile t is skipped (B_SKIP), except that a row without any edge writes its
+output (the requantised bias) in the last tile. A row whose edges fall in k tiles therefore moves k-1 spills and
+k-1 reloads of ``row_lines*elems_per_line*4`` bytes, which is at most one write per tile (plus one read per later
+tile) for the rows the tile touches, and zero for k = 1.
 """
 
 from __future__ import annotations
@@ -46,6 +52,11 @@ from hwforge.rtl.gcn.cache import set_index
 from hwforge.rtl.gcn.config import MAX_CANDIDATES, SnfConfig
 
 LOG_WORDS = 4
+INDPTR_BITS = 29
+"""Row-pointer bits of an indptr word (edges per tile < 2**29); the tile flags sit in the 3 bits above."""
+B_SKIP, B_LOAD, B_SPILL = 0, 1, 2
+"""Tile-flag bits (above INDPTR_BITS) of row v's flags in indptr word v+1: skip the row in this tile, reload its
+partial sums before the tile's edges, spill them after (instead of writing the output)."""
 
 
 class D(IntEnum):
@@ -190,6 +201,21 @@ def tile_bounds(n: int, tiles: int) -> list[tuple[int, int]]:
     return [(t * ts, min(n, (t + 1) * ts)) for t in range(tiles) if t * ts < n] or [(0, n)]
 
 
+def tile_flags(tiles: list[Csr]) -> np.ndarray:
+    """T x N flags (bit B_SKIP / B_LOAD / B_SPILL) of the rows in each tile; all zero for a single tile."""
+    touched = np.stack([np.diff(c.indptr) > 0 for c in tiles])
+    t_count = touched.shape[0]
+    some = touched.any(axis=0)
+    first = np.argmax(touched, axis=0)
+    last = t_count - 1 - np.argmax(touched[::-1], axis=0)
+    ts = np.arange(t_count)[:, None]
+    active = touched | (~some & (ts == t_count - 1))
+    load = active & some & (ts > first)
+    spill = active & some & (ts < last)
+    return ((~active).astype(np.int64) << B_SKIP) | (load.astype(np.int64) << B_LOAD) | \
+        (spill.astype(np.int64) << B_SPILL)
+
+
 def _align(words: list[int], k: int) -> None:
     words.extend([0] * (-len(words) % k))
 
@@ -242,9 +268,13 @@ def build_program(cfg: SnfConfig, csr: Csr, x: np.ndarray, bias: np.ndarray | No
     desc[D.NBIAS] = nbias
     words.extend(int(b) & 0xFFFFFFFF for b in np.pad(bias, (0, nbias - f)))
     half = cfg.bus_width // 2
+    flags = tile_flags(tcsr)
+    if csr.nnz >= 1 << INDPTR_BITS:
+        raise ConfigError(f"snf: at most 2**{INDPTR_BITS}-1 edges")
     for t, c in enumerate(tcsr):
         desc[D.TOPO + 2 * t] = len(words)
-        words.extend(int(p) for p in c.indptr)
+        words.append(int(c.indptr[0]))
+        words.extend(int(p) | (int(fl) << INDPTR_BITS) for p, fl in zip(c.indptr[1:], flags[t], strict=True))
         desc[D.TOPO + 2 * t + 1] = len(words)
         words.extend(int(i) | ((int(v) & ((1 << cfg.feat_bits) - 1)) << half)
                      for i, v in zip(c.indices, c.values, strict=True))
@@ -264,7 +294,9 @@ def build_program(cfg: SnfConfig, csr: Csr, x: np.ndarray, bias: np.ndarray | No
     log_rounds = len(tcsr) * row_lines
     words.extend([0] * (LOG_WORDS * log_rounds))
     words[:dw] = desc
-    meta = {"frac_x": frac_x, "frac_adj": frac_adj, "frac_out": frac_out, "relu": bool(relu), "shift": shift}
+    meta = {"frac_x": frac_x, "frac_adj": frac_adj, "frac_out": frac_out, "relu": bool(relu), "shift": shift,
+            "psum_loads": [int(v) for v in ((flags >> B_LOAD) & 1).sum(axis=1)],
+            "psum_spills": [int(v) for v in ((flags >> B_SPILL) & 1).sum(axis=1)]}
     return Program(cfg, words, n, f, row_lines, out_addr, log_addr, log_rounds, tcsr, meta)
 
 
@@ -310,10 +342,10 @@ def expected_traffic(prog: Program, rounds: list[tuple[int, int, int]]) -> dict[
     nchunks = -(-n // chunk)
     topo = sum((n + nchunks + prog.tiles[t].nnz) * bb for t, _, _ in rounds)
     lines = sum(prog.tiles[t].nnz * w for t, _, w in rounds)
-    t_count = len(prog.tiles)
-    psum_rounds = [(t, w) for t, _, w in rounds]
-    psum_w = sum(n * w * cfg.elems_per_line // cfg.psum_per_word for t, w in psum_rounds if t < t_count - 1)
-    psum_r = sum(n * w * cfg.elems_per_line // cfg.psum_per_word for t, w in psum_rounds if t > 0)
+    per_line = cfg.elems_per_line // cfg.psum_per_word     # psum words per line of one row
+    spills, loads = prog.meta["psum_spills"], prog.meta["psum_loads"]
+    psum_w = sum(spills[t] * w * per_line for t, _, w in rounds)
+    psum_r = sum(loads[t] * w * per_line for t, _, w in rounds)
     return {
         "bytes_topology": topo,
         "line_accesses": lines,

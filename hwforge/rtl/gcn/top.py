@@ -33,7 +33,7 @@ from hwforge.rtl.lib.arbiter import MemArbiter
 from hwforge.rtl.lib.memcount import CountingMemPort
 from hwforge.rtl.lib.memport import MemPortSignature
 
-FAULTS = ("drop_last_edge", "stale_cache_line")
+FAULTS = ("drop_last_edge", "stale_cache_line", "hit_before_fill")
 COUNTERS = ("cycles", "bytes_read", "bytes_written", "busy_cycles", "stall_cycles",
             *(f"bytes_{c}" for c in CLASSES), "cache_hits", "cache_misses", "line_accesses", "rounds")
 
@@ -44,11 +44,18 @@ def check_fault(fault: str | None) -> None:
 
 
 class SnfAccelerator(wiring.Component):
-    def __init__(self, cfg: SnfConfig, fault: str | None = None):
+    """``classes=True`` adds a ``req_class`` output (index into `CLASSES`) valid with every memory request, so an
+    enclosing design (`hwforge.rtl.gcn.system.SnfSystem`) can count this accelerator's traffic by class behind
+    its own arbiter; a flag, so the default design and its Verilog stay as they are."""
+
+    def __init__(self, cfg: SnfConfig, fault: str | None = None, classes: bool = False):
         check_fault(fault)
         self.cfg = cfg
         self.fault = fault
+        self.classes = classes
+        extra = {"req_class": Out(range(len(CLASSES)))} if classes else {}
         super().__init__({
+            **extra,
             "start": In(1), "done": Out(1),
             "mem": Out(MemPortSignature(32, cfg.bus_width)),
             **{name: Out(unsigned(32)) for name in COUNTERS},
@@ -74,6 +81,8 @@ class SnfAccelerator(wiring.Component):
         wiring.connect(m, arb.down, port.up)
         wiring.connect(m, port.down, wiring.flipped(self.mem))
         m.d.comb += port.req_class.eq(arb.down_class)
+        if self.classes:
+            m.d.comb += self.req_class.eq(arb.down_class)
         ctrl = arb.up[0]
         wiring.connect(m, cache.mem, arb.up[1])
         m.d.comb += arb.up_class[1].eq(C_FEAT)
