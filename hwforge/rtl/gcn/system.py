@@ -45,8 +45,8 @@ from hwforge.rtl.gcn.top import FAULTS as AGG_FAULTS
 from hwforge.rtl.gcn.top import SnfAccelerator
 from hwforge.rtl.gemm.config import GemmConfig
 from hwforge.rtl.gemm.core import FAULTS as GEMM_FAULTS
-from hwforge.rtl.gemm.core import TRAFFIC_CLASSES, GemmCore
-from hwforge.rtl.gemm.top import CLASS_COUNTERS, counters
+from hwforge.rtl.gemm.core import TRAFFIC_CLASSES
+from hwforge.rtl.gemm.top import GemmAccelerator, counters
 from hwforge.rtl.lib.arbiter import MemArbiter
 from hwforge.rtl.lib.memcount import CountingMemPort
 from hwforge.rtl.lib.memport import MemPortSignature
@@ -79,40 +79,6 @@ def check_fault(fault: str | None) -> None:
         raise ConfigError(f"snf system: unknown fault {fault!r}; known faults: {', '.join(FAULTS)}")
 
 
-class CombinationEngine(wiring.Component):
-    """`GemmCore` with its own per-class counting port: `GemmAccelerator(classes=True)` plus a ``req_class``
-    output, so the combination keeps per-layer counters (zeroed on its start) and the system's port can count
-    its traffic by class too."""
-
-    def __init__(self, cfg: GemmConfig, fault: str | None = None):
-        self.cfg, self.fault = cfg, fault
-        super().__init__({
-            "start": In(1), "done": Out(1), "req_class": Out(range(len(TRAFFIC_CLASSES))),
-            "mem": Out(MemPortSignature(32, cfg.bus_width)),
-            **{name: Out(unsigned(32)) for name in counters(classes=True)},
-        })
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        m.submodules.core = core = GemmCore(self.cfg, self.fault, classes=True)
-        m.submodules.port = port = CountingMemPort(32, self.cfg.bus_width, classes=TRAFFIC_CLASSES)
-        wiring.connect(m, core.mem, port.up)
-        wiring.connect(m, port.down, wiring.flipped(self.mem))
-        m.d.comb += [core.start.eq(self.start), self.done.eq(core.done), self.req_class.eq(core.req_class),
-                     port.req_class.eq(core.req_class),
-                     port.clear.eq(self.start & ~core.busy), port.enable.eq(core.busy),
-                     self.bytes_read.eq(port.bytes_read), self.bytes_written.eq(port.bytes_written),
-                     self.busy_cycles.eq(port.busy_cycles), self.stall_cycles.eq(port.stall_cycles),
-                     self.compute_cycles.eq(core.compute_cycles), self.folds.eq(core.folds)]
-        for i, name in enumerate(CLASS_COUNTERS):
-            m.d.comb += getattr(self, name).eq(port.class_bytes[i])
-        with m.If(self.start & ~core.busy):
-            m.d.sync += self.cycles.eq(0)
-        with m.Elif(core.busy):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-        return m
-
-
 class SnfSystem(wiring.Component):
     """Aggregation accelerator + combination engine + layer sequencer on one memory port.
 
@@ -138,7 +104,7 @@ class SnfSystem(wiring.Component):
         f = self.fault
         m.submodules.aggregation = agg = SnfAccelerator(self.agg_cfg, f if f in AGG_FAULTS else None,
                                                              classes=True)
-        m.submodules.combination = comb = CombinationEngine(self.comb_cfg, f if f in GEMM_FAULTS else None)
+        m.submodules.combination = comb = GemmAccelerator(self.comb_cfg, f if f in GEMM_FAULTS else None, classes=True)
         m.submodules.arb = arb = MemArbiter(3, 32, bw, n_classes=len(CLASSES))
         m.submodules.port = port = CountingMemPort(32, bw, classes=CLASSES)
         wiring.connect(m, arb.down, port.up)

@@ -45,6 +45,9 @@ class GemmAccelerator(wiring.Component):
             "start": In(1), "done": Out(1),
             "mem": Out(MemPortSignature(32, cfg.bus_width)),
             **{name: Out(unsigned(32)) for name in counters(classes)},
+            # with classes, the class of the request on ``mem`` too, so a system that shares one port between
+            # this accelerator and others can count its traffic by class (the snf system does)
+            **({"req_class": Out(range(len(TRAFFIC_CLASSES)))} if classes else {}),
         })
 
     def elaborate(self, platform) -> Module:
@@ -60,7 +63,7 @@ class GemmAccelerator(wiring.Component):
                      self.busy_cycles.eq(port.busy_cycles), self.stall_cycles.eq(port.stall_cycles),
                      self.compute_cycles.eq(core.compute_cycles), self.folds.eq(core.folds)]
         if self.classes:
-            m.d.comb += port.req_class.eq(core.req_class)
+            m.d.comb += [port.req_class.eq(core.req_class), self.req_class.eq(core.req_class)]
             for i, name in enumerate(CLASS_COUNTERS):
                 m.d.comb += getattr(self, name).eq(port.class_bytes[i])
         with m.If(self.start & ~core.busy):
