@@ -24,6 +24,7 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from hwforge.rtl.lib.checks import refuse
 from hwforge.rtl.lib.memport import MemPortSignature, mem_request_layout
 
 
@@ -35,7 +36,7 @@ class MemArbiter(wiring.Component):
         if n < 1:
             raise ValueError("MemArbiter needs at least one port")
         if input_buffers < 0:
-            raise ValueError(f"MemArbiter input_buffers must be >= 0, got {input_buffers}")
+            refuse(self, f"input_buffers must be >= 0, got {input_buffers}")
         self.n = n
         self.max_outstanding = max_outstanding
         self.input_buffers = input_buffers
